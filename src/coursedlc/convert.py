@@ -1,0 +1,28 @@
+"""The convert stage: float ONNX to float DLC on the embedded backend."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from coursedlc import qnn
+from coursedlc.errors import StageInputError
+from coursedlc.files import write_json
+from coursedlc.settings import Layout, Settings
+
+log = logging.getLogger(__name__)
+
+
+def convert(layout: Layout, settings: Settings) -> dict[str, Any]:
+    """Write ``dlc/model_float.dlc`` and its description."""
+    if not layout.onnx.exists():
+        raise StageInputError(f"no {layout.onnx}: run `invoke export` first")
+    info = qnn.write_dlc(
+        layout.onnx, layout.float_dlc, settings.soc_model, layout.logs / "convert.log"
+    )
+    write_json(layout.float_dlc_info, info)
+    log.info(
+        "convert: %s, %d bytes, ops %s, converter %s",
+        layout.float_dlc, info["bytes"], info["ops"], info.get("converter_version"),
+    )
+    return info

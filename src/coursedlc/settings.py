@@ -1,0 +1,120 @@
+"""Build settings and the layout of the build folder.
+
+Defaults live here once; ``invoke.yaml`` and the command line override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from coursedlc.errors import ConfigError
+
+ModelKind = Literal["fm", "concat-linear"]
+QuantType = Literal["uint8", "uint16"]
+
+
+class Settings(BaseModel):
+    """Every parameter of a build, validated once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: Path = Path("data/oulad-grades.json")
+    out: Path = Path("build")
+
+    # The scale is declared, never guessed from the data: a file holding only
+    # grades 60-90 on a 0-100 scale must not be stretched to 0-100.
+    grade_min: float = 0.0
+    grade_max: float = 100.0
+
+    seed: int = 0
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+
+    model: ModelKind = "fm"
+    dim: int = Field(16, ge=1, le=1024)
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(1024, ge=1)
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(3e-5, ge=0)
+    patience: int = Field(8, ge=1)
+
+    export_batch: int = Field(1, ge=1)
+    parity_samples: int = Field(2000, ge=1)
+    parity_tolerance: float = Field(1e-3, gt=0)
+
+    calibration_samples: int = Field(512, ge=1)
+    activation_type: QuantType = "uint8"
+    weight_type: QuantType = "uint8"
+    soc_model: str = "60"
+
+    verify_batch: int = Field(512, ge=1)
+    int8_tolerance: float = Field(0.02, ge=0)
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> Settings:
+        if not self.grade_min < self.grade_max:
+            raise ValueError(
+                f"grade_min ({self.grade_min}) must be below grade_max "
+                f"({self.grade_max})"
+            )
+        return self
+
+    @classmethod
+    def load(cls, *layers: dict[str, Any] | None) -> Settings:
+        """Merge layers of settings, later ones winning; ``None`` values skipped.
+
+        Keys may use dashes or underscores (``grade-min`` or ``grade_min``).
+
+        Raises:
+            ConfigError: a key is unknown or a value has the wrong type or range.
+        """
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for key, value in (layer or {}).items():
+                if value is not None:
+                    merged[key.replace("-", "_")] = value
+        try:
+            return cls(**merged)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}="
+                f"{err.get('input')!r}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(
+                f"invalid settings: {problems}. Fix invoke.yaml or the command line "
+                "option."
+            ) from None
+
+
+class Layout:
+    """Where each stage reads and writes, under one build folder."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.data_dir = self.out / "data"
+        self.dataset = self.data_dir / "dataset.npz"
+        self.summary = self.data_dir / "summary.json"
+        self.model_dir = self.out / "model"
+        self.vocab = self.model_dir / "vocab.json"
+        self.weights = self.model_dir / "model.pt"
+        self.metrics = self.model_dir / "metrics.json"
+        self.loss_curve = self.model_dir / "loss_curve.png"
+        self.onnx_dir = self.out / "onnx"
+        self.onnx = self.onnx_dir / "model.onnx"
+        self.export_check = self.onnx_dir / "parity.json"
+        self.qdq = self.onnx_dir / "model_qdq.onnx"
+        self.calibration = self.onnx_dir / "calibration.json"
+        self.dlc_dir = self.out / "dlc"
+        self.float_dlc = self.dlc_dir / "model_float.dlc"
+        self.int8_dlc = self.dlc_dir / "model_quantized.dlc"
+        self.float_dlc_info = self.dlc_dir / "model_float.json"
+        self.int8_dlc_info = self.dlc_dir / "model_quantized.json"
+        self.verify = self.out / "verify.json"
+        self.report_md = self.out / "report.md"
+        self.report_json = self.out / "report.json"
+        self.logs = self.out / "logs"
+        self.marker = self.out / ".coursedlc-build"

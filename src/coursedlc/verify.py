@@ -1,0 +1,105 @@
+"""The verify stage: the int8 model on the HTP emulator against the float model.
+
+The test split is scored in large static batches: the QDQ graph is copied with
+only its batch dimension changed, so weights and quantization encodings are the
+ones in the int8 DLC, and the emulator's per-call overhead is paid once per
+batch instead of once per pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from coursedlc import qnn
+from coursedlc.dataset import Dataset
+from coursedlc.errors import AccuracyError, StageInputError
+from coursedlc.export import onnx_predict, run_batched
+from coursedlc.files import write_json
+from coursedlc.settings import Layout, Settings
+
+log = logging.getLogger(__name__)
+
+
+def with_batch(src: Path, dst: Path, batch: int) -> None:
+    """Copy a static-batch model with a new batch size (inputs and outputs)."""
+    proto = onnx.load(str(src))
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_value = batch
+    # Intermediate shapes are re-inferred by the runtime from the new inputs.
+    del proto.graph.value_info[:]
+    onnx.save(proto, str(dst))
+
+
+def htp_predict(
+    qdq: Path, users: np.ndarray, courses: np.ndarray, batch: int, soc_model: str,
+    log_path: Path,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run a QDQ model on the HTP emulator; return predictions and placement."""
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=qdq.parent) as tmp:
+        batched = Path(tmp) / "model_qdq_batched.onnx"
+        with_batch(qdq, batched, min(batch, max(len(users), 1)))
+        with qnn.native_output_to(log_path):
+            sess = qnn.session(batched, qnn.htp_options(soc_model))
+            placed = qnn.placement(sess, qnn.graph_outputs(batched))
+            predictions = run_batched(sess, users, courses)
+        del sess
+    return predictions, placed
+
+
+def float_predict(model: Path, users: np.ndarray, courses: np.ndarray,
+                  batch: int) -> np.ndarray:
+    """Run the float model on the CPU in the same batches."""
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=model.parent) as tmp:
+        batched = Path(tmp) / "model_batched.onnx"
+        with_batch(model, batched, min(batch, max(len(users), 1)))
+        return onnx_predict(batched, users, courses)
+
+
+def verify(layout: Layout, settings: Settings) -> dict[str, Any]:
+    """Run the verify stage and write ``verify.json``.
+
+    Raises:
+        AccuracyError: int8 RMSE exceeds float RMSE by more than the tolerance.
+    """
+    for needed, stage in ((layout.onnx, "export"), (layout.qdq, "quantize")):
+        if not needed.exists():
+            raise StageInputError(f"no {needed}: run `invoke {stage}` first")
+    users, courses, grades = Dataset.load(layout).part("test")
+
+    float_pred = float_predict(layout.onnx, users, courses, settings.verify_batch)
+    int8_pred, placed = htp_predict(
+        layout.qdq, users, courses, settings.verify_batch, settings.soc_model,
+        layout.logs / "verify.log",
+    )
+    float_rmse = float(np.sqrt(np.mean((float_pred - grades) ** 2)))
+    int8_rmse = float(np.sqrt(np.mean((int8_pred - grades) ** 2)))
+    limit = float_rmse * (1 + settings.int8_tolerance)
+    result = {
+        "pairs": len(grades), "float_rmse": float_rmse, "int8_rmse": int8_rmse,
+        "int8_vs_float_ratio": int8_rmse / float_rmse if float_rmse else None,
+        "max_abs_float_int8": float(np.max(np.abs(float_pred - int8_pred))),
+        "mean_abs_float_int8": float(np.mean(np.abs(float_pred - int8_pred))),
+        "tolerance": settings.int8_tolerance, "int8_backend": "QNN HTP emulator",
+        "placement": placed,
+    }
+    log.info(
+        "verify: %d test pairs, float RMSE %.4f, int8 RMSE %.4f (limit %.4f), "
+        "max |float - int8| %.4f",
+        len(grades), float_rmse, int8_rmse, limit, result["max_abs_float_int8"],
+    )
+    if int8_rmse > limit:
+        raise AccuracyError(
+            f"int8 RMSE {int8_rmse:.4f} exceeds float RMSE {float_rmse:.4f} by more "
+            f"than {settings.int8_tolerance:.1%} (limit {limit:.4f}) on "
+            f"{len(grades)} test pairs. Try --activation-type uint16, more "
+            "calibration samples, or raise --int8-tolerance if this loss is "
+            "acceptable."
+        )
+    write_json(layout.verify, result)
+    return result
