@@ -59,19 +59,50 @@ def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
 
 
 @task(help={**COMMON, **PREPARE})
-def prepare(c, data=None, out=None, seed=None, grade_min=None, grade_max=None,
-            verbose=False):
+def prepare(
+    c, data=None, out=None, seed=None, grade_min=None, grade_max=None, verbose=False
+):
     """Validate the grade file, encode ids, split train/validation/test."""
-    _run(c, "prepare", verbose, data=data, out=out, seed=seed, grade_min=grade_min,
-         grade_max=grade_max)
+    _run(
+        c,
+        "prepare",
+        verbose,
+        data=data,
+        out=out,
+        seed=seed,
+        grade_min=grade_min,
+        grade_max=grade_max,
+    )
 
 
 @task(help={**COMMON, **TRAIN})
-def train(c, out=None, seed=None, model=None, epochs=None, dim=None, lr=None,
-          weight_decay=None, batch_size=None, verbose=False, data=None):
+def train(
+    c,
+    out=None,
+    seed=None,
+    model=None,
+    epochs=None,
+    dim=None,
+    lr=None,
+    weight_decay=None,
+    batch_size=None,
+    verbose=False,
+    data=None,
+):
     """Train the grade model; write model.pt, metrics.json and the loss curve."""
-    _run(c, "train", verbose, out=out, seed=seed, model=model, epochs=epochs,
-         dim=dim, lr=lr, weight_decay=weight_decay, batch_size=batch_size)
+    _run(
+        c,
+        "train",
+        verbose,
+        out=out,
+        seed=seed,
+        model=model,
+        epochs=epochs,
+        dim=dim,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+    )
 
 
 @task(help={**COMMON, **EXPORT})
@@ -87,12 +118,27 @@ def convert(c, out=None, verbose=False, data=None, seed=None):
 
 
 @task(help={**COMMON, **QUANTIZE})
-def quantize(c, out=None, seed=None, calibration_samples=None,
-             activation_type=None, weight_type=None, verbose=False, data=None):
+def quantize(
+    c,
+    out=None,
+    seed=None,
+    calibration_samples=None,
+    activation_type=None,
+    weight_type=None,
+    verbose=False,
+    data=None,
+):
     """Calibrate, write the QDQ model and dlc/model_quantized.dlc."""
-    _run(c, "quantize", verbose, out=out, seed=seed,
-         calibration_samples=calibration_samples, activation_type=activation_type,
-         weight_type=weight_type)
+    _run(
+        c,
+        "quantize",
+        verbose,
+        out=out,
+        seed=seed,
+        calibration_samples=calibration_samples,
+        activation_type=activation_type,
+        weight_type=weight_type,
+    )
 
 
 @task(help={**COMMON, **VERIFY})
@@ -108,48 +154,91 @@ def report(c, out=None, verbose=False, data=None, seed=None):
 
 
 @task(help={**COMMON, **PREPARE, **TRAIN, **EXPORT, **QUANTIZE, **VERIFY})
-def build(c, data=None, out=None, seed=None, grade_min=None, grade_max=None,
-          model=None, epochs=None, dim=None, lr=None, weight_decay=None,
-          batch_size=None, export_batch=None, calibration_samples=None,
-          activation_type=None, weight_type=None, int8_tolerance=None,
-          verbose=False):
+def build(
+    c,
+    data=None,
+    out=None,
+    seed=None,
+    grade_min=None,
+    grade_max=None,
+    model=None,
+    epochs=None,
+    dim=None,
+    lr=None,
+    weight_decay=None,
+    batch_size=None,
+    export_batch=None,
+    calibration_samples=None,
+    activation_type=None,
+    weight_type=None,
+    int8_tolerance=None,
+    verbose=False,
+):
     """Run every stage: data to float and int8 DLC, verified, with a report."""
-    _run(c, "build", verbose, data=data, out=out, seed=seed, grade_min=grade_min,
-         grade_max=grade_max, model=model, epochs=epochs, dim=dim, lr=lr,
-         weight_decay=weight_decay, batch_size=batch_size,
-         export_batch=export_batch, calibration_samples=calibration_samples,
-         activation_type=activation_type, weight_type=weight_type,
-         int8_tolerance=int8_tolerance)
+    _run(
+        c,
+        "build",
+        verbose,
+        data=data,
+        out=out,
+        seed=seed,
+        grade_min=grade_min,
+        grade_max=grade_max,
+        model=model,
+        epochs=epochs,
+        dim=dim,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        export_batch=export_batch,
+        calibration_samples=calibration_samples,
+        activation_type=activation_type,
+        weight_type=weight_type,
+        int8_tolerance=int8_tolerance,
+    )
 
 
 @task(help={"out": "build folder to delete, default build/"})
 def clean(c, out=None):
     """Delete the build folder (only if coursedlc made it)."""
     try:
-        layout = Layout(Settings.load(dict(c.config.get("coursedlc", {})), {"out": out}).out)
+        layout = Layout(
+            Settings.load(dict(c.config.get("coursedlc", {})), {"out": out}).out
+        )
     except CourseDLCError as exc:
         raise Exit(f"error: {exc}", code=1) from None
     if not layout.out.exists():
         return
     if not layout.marker.exists():
-        raise Exit(f"error: {layout.out} was not made by coursedlc (no "
-                   f"{layout.marker.name}); delete it by hand", code=1)
+        raise Exit(
+            f"error: {layout.out} was not made by coursedlc (no "
+            f"{layout.marker.name}); delete it by hand",
+            code=1,
+        )
     shutil.rmtree(layout.out)
     print(f"removed {layout.out}")
 
 
-@task(help={"k": "only tests matching this expression (pytest -k)",
-            "fast": "skip tests marked slow"})
+@task(
+    help={
+        "k": "only tests matching this expression (pytest -k)",
+        "fast": "skip tests marked slow",
+    }
+)
 def test(c, k=None, fast=False):
-    """Run ruff and the test suite."""
+    """Run ruff, mypy and the test suite."""
     steps = [
         [sys.executable, "-m", "ruff", "check", "."],
         [sys.executable, "-m", "ruff", "format", "--check", "."],
+        [sys.executable, "-m", "mypy"],
         [sys.executable, "-m", "pytest"]
-        + (["-k", k] if k else []) + (["-m", "not slow"] if fast else []),
+        + (["-k", k] if k else [])
+        + (["-m", "not slow"] if fast else []),
     ]
     for argv in steps:
         print("$", " ".join(argv), flush=True)
-        code = subprocess.run(argv, cwd=Path(__file__).parent, check=False).returncode
+        # Our own interpreter and fixed arguments: no shell, nothing from input.
+        run = subprocess.run(argv, cwd=Path(__file__).parent, check=False)  # noqa: S603
+        code = run.returncode
         if code:
             raise Exit(code=code)

@@ -21,7 +21,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="DEBUG on console")
     for name, field in Settings.model_fields.items():
         p.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, default=None,
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
             help=f"default: {field.default}",
         )
     return p

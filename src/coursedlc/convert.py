@@ -23,6 +23,9 @@ def convert(layout: Layout, settings: Settings) -> dict[str, Any]:
     write_json(layout.float_dlc_info, info)
     log.info(
         "convert: %s, %d bytes, ops %s, converter %s",
-        layout.float_dlc, info["bytes"], info["ops"], info.get("converter_version"),
+        layout.float_dlc,
+        info["bytes"],
+        info["ops"],
+        info.get("converter_version"),
     )
     return info

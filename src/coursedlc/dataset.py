@@ -67,9 +67,9 @@ class Dataset:
     def save(self, layout: Layout) -> None:
         """Write the arrays (plain .npy, no pickle) and the vocabulary JSON."""
         for name in ("user", "course", "grade", "split"):
-            with atomic_path(layout.data_dir / f"{name}.npy") as tmp:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, getattr(self, name), allow_pickle=False)
+            target = layout.data_dir / f"{name}.npy"
+            with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, getattr(self, name), allow_pickle=False)
         write_json(
             layout.vocab,
             {
@@ -249,8 +249,12 @@ def deduplicate(records: list[Record]) -> tuple[list[Record], list[Record]]:
 
 
 def encode_and_split(
-    records: list[Record], grade_min: float, grade_max: float, settings_seed: int,
-    validation_fraction: float, test_fraction: float,
+    records: list[Record],
+    grade_min: float,
+    grade_max: float,
+    settings_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
 ) -> Dataset:
     """Index students and courses (sorted ids) and split enrollments by seed."""
     if len(records) < MIN_ENROLLMENTS:
@@ -300,7 +304,9 @@ def summarize(
             "min": float(dataset.grade.min()),
             "max": float(dataset.grade.max()),
         },
-        "split": {name: int((dataset.split == i).sum()) for i, name in enumerate(SPLITS)},
+        "split": {
+            name: int((dataset.split == i).sum()) for i, name in enumerate(SPLITS)
+        },
         "test_pairs_with_unseen_student": int(
             sum(1 for u in test_users.tolist() if u not in train_users)
         ),
@@ -308,8 +314,13 @@ def summarize(
 
 
 def prepare(
-    data: Path, layout: Layout, grade_min: float, grade_max: float, seed: int,
-    validation_fraction: float, test_fraction: float,
+    data: Path,
+    layout: Layout,
+    grade_min: float,
+    grade_max: float,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
 ) -> dict[str, Any]:
     """Run the prepare stage; return the data summary."""
     raw = read_grade_file(data)
@@ -320,7 +331,10 @@ def prepare(
         log.warning(
             "%d repeated (student, course) enrollment(s): kept the latest semester's "
             "grade (first: student %r, course %r, semester %s replaced)",
-            len(replaced), first.student, first.course, first.semester,
+            len(replaced),
+            first.student,
+            first.course,
+            first.semester,
         )
     dataset = encode_and_split(
         kept, grade_min, grade_max, seed, validation_fraction, test_fraction
@@ -333,7 +347,9 @@ def prepare(
     log.info(
         "prepare: %d enrollments, %d students, %d courses (train %d, validation %d, "
         "test %d)",
-        summary["enrollments"], summary["students"], summary["courses"],
+        summary["enrollments"],
+        summary["students"],
+        summary["courses"],
         *summary["split"].values(),
     )
     return summary
@@ -346,6 +362,8 @@ def _warn_narrow_scale(dataset: Dataset) -> None:
         log.warning(
             "grades span only %.4g-%.4g of the declared scale %g-%g; if the data "
             "uses another scale, pass --grade-min/--grade-max",
-            dataset.grade.min(), dataset.grade.max(), dataset.grade_min,
+            dataset.grade.min(),
+            dataset.grade.max(),
+            dataset.grade_min,
             dataset.grade_max,
         )

@@ -24,12 +24,33 @@ LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 LOCAL_MAGIC = 0x04034B50
 
 # Layer type names as the QNN IR backend writes them into ``model``.
-OP_TYPES = frozenset({
-    "Gather", "Eltwise_Binary", "Eltwise_Unary", "Reduce", "MatMul",
-    "FullyConnected", "Concat", "Reshape", "Cast", "Convert", "Quantize",
-    "Dequantize", "Transpose", "Softmax", "StridedSlice", "Split", "Tile",
-    "ElementWiseNeuron", "Relu", "Sigmoid", "Tanh", "Pack", "Clip",
-})
+OP_TYPES = frozenset(
+    {
+        "Gather",
+        "Eltwise_Binary",
+        "Eltwise_Unary",
+        "Reduce",
+        "MatMul",
+        "FullyConnected",
+        "Concat",
+        "Reshape",
+        "Cast",
+        "Convert",
+        "Quantize",
+        "Dequantize",
+        "Transpose",
+        "Softmax",
+        "StridedSlice",
+        "Split",
+        "Tile",
+        "ElementWiseNeuron",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Pack",
+        "Clip",
+    }
+)
 
 
 def read_entry(path: Path, name: str) -> bytes:
@@ -67,8 +88,7 @@ def read_entry(path: Path, name: str) -> bytes:
         data = zlib.decompress(data, -15)
     elif info.compress_type != zipfile.ZIP_STORED:
         raise ConversionError(
-            f"{path}: entry {name!r} uses unsupported compression "
-            f"{info.compress_type}"
+            f"{path}: entry {name!r} uses unsupported compression {info.compress_type}"
         )
     return data
 
@@ -102,13 +122,18 @@ def inspect_dlc(path: Path) -> dict[str, Any]:
         raise ConversionError(f"{path}: the DLC's 'model' entry names no operations")
 
     info: dict[str, Any] = {
-        "path": str(path), "bytes": path.stat().st_size, "sha256": sha256(path),
-        "entries": entries, "ops": dict(sorted(ops.items())),
+        "path": str(path),
+        "bytes": path.stat().st_size,
+        "sha256": sha256(path),
+        "entries": entries,
+        "ops": dict(sorted(ops.items())),
     }
     history = [n for n in entries if n.startswith("dlc.metadata.history")]
     if history:
         meta = json.loads(read_entry(path, history[0]))
-        commands = [g.get("converterCommand", {}) for g in meta.get("dlcGenerationInfo", [])]
+        commands = [
+            g.get("converterCommand", {}) for g in meta.get("dlcGenerationInfo", [])
+        ]
         if commands:
             info["converter_version"] = commands[-1].get("converterVersion")
             info["converter_tool"] = commands[-1].get("tool")

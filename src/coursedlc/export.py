@@ -40,16 +40,24 @@ def export_onnx(model: GradeModel, path: Path, batch: int) -> None:
         # of the time, and the pinned torch still ships it.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, example, str(tmp), input_names=list(INPUTS),
-            output_names=[OUTPUT], opset_version=OPSET, dynamo=False,
+            model,
+            example,
+            str(tmp),
+            input_names=list(INPUTS),
+            output_names=[OUTPUT],
+            opset_version=OPSET,
+            dynamo=False,
         )
         proto = onnx.load(tmp)
         proto.producer_name = "coursedlc"
         proto.producer_version = __version__
-        onnx.helper.set_model_props(proto, {
-            "grade_min": repr(float(model.grade_min)),
-            "grade_max": repr(float(model.grade_min + model.grade_span)),
-        })
+        onnx.helper.set_model_props(
+            proto,
+            {
+                "grade_min": repr(float(model.grade_min)),
+                "grade_max": repr(float(model.grade_min + model.grade_span)),
+            },
+        )
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, tmp)
 
@@ -79,8 +87,12 @@ def run_batched(session: Any, users: np.ndarray, courses: np.ndarray) -> np.ndar
 
 
 def check_parity(
-    onnx_path: Path, model: GradeModel, users: np.ndarray, courses: np.ndarray,
-    tolerance: float, vocab: tuple[list[str], list[str]] | None = None,
+    onnx_path: Path,
+    model: GradeModel,
+    users: np.ndarray,
+    courses: np.ndarray,
+    tolerance: float,
+    vocab: tuple[list[str], list[str]] | None = None,
 ) -> dict[str, Any]:
     """Compare onnxruntime with PyTorch on the given pairs.
 
@@ -94,13 +106,16 @@ def check_parity(
     diff = np.abs(expected - got)
     worst = int(np.argmax(diff))
     result = {
-        "pairs": len(users), "max_abs_diff": float(diff[worst]),
-        "mean_abs_diff": float(diff.mean()), "tolerance": tolerance,
+        "pairs": len(users),
+        "max_abs_diff": float(diff[worst]),
+        "mean_abs_diff": float(diff.mean()),
+        "tolerance": tolerance,
     }
     if not diff[worst] <= tolerance:
         who = (
             f"student {vocab[0][users[worst]]!r}, course {vocab[1][courses[worst]]!r}"
-            if vocab else f"user index {users[worst]}, course index {courses[worst]}"
+            if vocab
+            else f"user index {users[worst]}, course index {courses[worst]}"
         )
         raise ParityError(
             f"{onnx_path} disagrees with the PyTorch model: max |difference| "
@@ -123,7 +138,11 @@ def export(layout: Layout, settings: Settings) -> dict[str, Any]:
     users, courses, _ = _held_out(dataset, settings.parity_samples, settings.seed)
     try:
         parity = check_parity(
-            layout.onnx, model, users, courses, settings.parity_tolerance,
+            layout.onnx,
+            model,
+            users,
+            courses,
+            settings.parity_tolerance,
             (dataset.students, dataset.courses),
         )
     except ParityError:
@@ -132,7 +151,10 @@ def export(layout: Layout, settings: Settings) -> dict[str, Any]:
     write_json(layout.export_check, parity)
     log.info(
         "export: %s, batch %d, parity max |diff| %.2g over %d held-out pairs",
-        layout.onnx, settings.export_batch, parity["max_abs_diff"], parity["pairs"],
+        layout.onnx,
+        settings.export_batch,
+        parity["max_abs_diff"],
+        parity["pairs"],
     )
     return parity
 

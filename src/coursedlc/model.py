@@ -17,6 +17,9 @@ INIT_STD = 0.01  # small factors: unseen students start near the bias-only model
 class GradeModel(nn.Module):
     """Shared scale handling; subclasses define :meth:`normalized`."""
 
+    grade_min: torch.Tensor
+    grade_span: torch.Tensor
+
     def __init__(self, grade_min: float, grade_max: float) -> None:
         super().__init__()
         # Buffers, not attributes: they are saved in the state_dict and exported
@@ -35,8 +38,13 @@ class FactorizationModel(GradeModel):
     """Global bias + student bias + course bias + <student factors, course factors>."""
 
     def __init__(
-        self, n_users: int, n_courses: int, dim: int, grade_min: float,
-        grade_max: float, global_mean: float = 0.5,
+        self,
+        n_users: int,
+        n_courses: int,
+        dim: int,
+        grade_min: float,
+        grade_max: float,
+        global_mean: float = 0.5,
     ) -> None:
         super().__init__(grade_min, grade_max)
         self.user_factors = nn.Embedding(n_users, dim)
@@ -54,7 +62,9 @@ class FactorizationModel(GradeModel):
             dim=-1, keepdim=True
         )
         return (
-            self.global_bias + self.user_bias(user) + self.course_bias(course)
+            self.global_bias
+            + self.user_bias(user)
+            + self.course_bias(course)
             + interaction
         )
 
@@ -68,8 +78,13 @@ class ConcatLinearModel(GradeModel):
     """
 
     def __init__(
-        self, n_users: int, n_courses: int, dim: int, grade_min: float,
-        grade_max: float, global_mean: float = 0.5,
+        self,
+        n_users: int,
+        n_courses: int,
+        dim: int,
+        grade_min: float,
+        grade_max: float,
+        global_mean: float = 0.5,
     ) -> None:
         super().__init__(grade_min, grade_max)
         self.user_embedding = nn.Embedding(n_users, dim)
@@ -91,8 +106,13 @@ MODELS: dict[str, type[GradeModel]] = {
 
 
 def build_model(
-    kind: str, n_users: int, n_courses: int, dim: int, grade_min: float,
-    grade_max: float, global_mean: float = 0.5,
+    kind: str,
+    n_users: int,
+    n_courses: int,
+    dim: int,
+    grade_min: float,
+    grade_max: float,
+    global_mean: float = 0.5,
 ) -> GradeModel:
     """Instantiate a model by its name in :data:`MODELS`."""
     cls = MODELS[kind]

@@ -16,7 +16,12 @@ def _prepare(layout: Layout, s: Settings) -> Any:
     from coursedlc.dataset import prepare
 
     return prepare(
-        s.data, layout, s.grade_min, s.grade_max, s.seed, s.validation_fraction,
+        s.data,
+        layout,
+        s.grade_min,
+        s.grade_max,
+        s.seed,
+        s.validation_fraction,
         s.test_fraction,
     )
 

@@ -60,7 +60,10 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     ort, _, _ = _plugin()
-    return {"onnxruntime": ort.__version__, "onnxruntime-qnn": version("onnxruntime-qnn")}
+    return {
+        "onnxruntime": ort.__version__,
+        "onnxruntime-qnn": version("onnxruntime-qnn"),
+    }
 
 
 @contextlib.contextmanager
@@ -113,7 +116,9 @@ def placement(sess: Any, graph_outputs: set[str]) -> dict[str, Any]:
     # An int8 model's output DequantizeLinear may stay on the CPU: the DLC then
     # outputs the quantized tensor together with its encoding.
     output_dq = {
-        name for name, op in on_cpu if op == "DequantizeLinear"
+        name
+        for name, op in on_cpu
+        if op == "DequantizeLinear"
         and any(name == f"{out}_DequantizeLinear" for out in graph_outputs)
     }
     stray = [f"{name} ({op})" for name, op in on_cpu if name not in output_dq]
@@ -125,7 +130,8 @@ def placement(sess: Any, graph_outputs: set[str]) -> dict[str, Any]:
             "shapes static and the ops to Gather/Mul/Add/ReduceSum/MatMul."
         )
     return {
-        "qnn_partitions": 1, "qnn_nodes": len(partitions[0]),
+        "qnn_partitions": 1,
+        "qnn_nodes": len(partitions[0]),
         "cpu_nodes": sorted(output_dq),
     }
 
@@ -144,9 +150,7 @@ def htp_options(soc_model: str) -> dict[str, str]:
     return {"backend_type": "htp", "soc_model": soc_model}
 
 
-def write_dlc(
-    model: Path, dlc: Path, soc_model: str, log_path: Path
-) -> dict[str, Any]:
+def write_dlc(model: Path, dlc: Path, soc_model: str, log_path: Path) -> dict[str, Any]:
     """Serialise ``model`` to ``dlc`` through the QNN IR backend.
 
     Raises:

@@ -35,8 +35,13 @@ def calibration_pairs(
 
 
 def make_qdq(
-    model: Path, out: Path, users: np.ndarray, courses: np.ndarray, batch: int,
-    activation_type: str, weight_type: str,
+    model: Path,
+    out: Path,
+    users: np.ndarray,
+    courses: np.ndarray,
+    batch: int,
+    activation_type: str,
+    weight_type: str,
 ) -> None:
     """Quantize ``model`` to a QDQ model with the QNN configuration."""
     from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
@@ -51,7 +56,9 @@ def make_qdq(
             self.feeds = iter(
                 {
                     INPUTS[0]: np.resize(users[i : i + batch], batch).astype(np.int32),
-                    INPUTS[1]: np.resize(courses[i : i + batch], batch).astype(np.int32),
+                    INPUTS[1]: np.resize(courses[i : i + batch], batch).astype(
+                        np.int32
+                    ),
                 }
                 for i in range(0, full, batch)
             )
@@ -60,7 +67,9 @@ def make_qdq(
             return next(self.feeds, None)
 
     config = get_qnn_qdq_config(
-        str(model), Pairs(), activation_type=types[activation_type],
+        str(model),
+        Pairs(),
+        activation_type=types[activation_type],
         weight_type=types[weight_type],
     )
     with atomic_path(out) as tmp:
@@ -68,25 +77,38 @@ def make_qdq(
 
 
 def quantize(layout: Layout, settings: Settings) -> dict[str, Any]:
-    """Run the quantize stage: ``onnx/model_qdq.onnx`` and ``dlc/model_quantized.dlc``."""
+    """Run the quantize stage: write the QDQ model and the int8 DLC."""
     if not layout.onnx.exists():
         raise StageInputError(f"no {layout.onnx}: run `invoke export` first")
     dataset = Dataset.load(layout)
-    users, courses = calibration_pairs(dataset, settings.calibration_samples, settings.seed)
+    users, courses = calibration_pairs(
+        dataset, settings.calibration_samples, settings.seed
+    )
     log.info(
         "quantize: calibrating %s/%s on %d training pairs",
-        settings.activation_type, settings.weight_type, len(users),
+        settings.activation_type,
+        settings.weight_type,
+        len(users),
     )
     make_qdq(
-        layout.onnx, layout.qdq, users, courses, settings.export_batch,
-        settings.activation_type, settings.weight_type,
+        layout.onnx,
+        layout.qdq,
+        users,
+        courses,
+        settings.export_batch,
+        settings.activation_type,
+        settings.weight_type,
     )
-    write_json(layout.calibration, {
-        "pairs": len(users), "distinct_students": int(np.unique(users).size),
-        "distinct_courses": int(np.unique(courses).size),
-        "activation_type": settings.activation_type,
-        "weight_type": settings.weight_type,
-    })
+    write_json(
+        layout.calibration,
+        {
+            "pairs": len(users),
+            "distinct_students": int(np.unique(users).size),
+            "distinct_courses": int(np.unique(courses).size),
+            "activation_type": settings.activation_type,
+            "weight_type": settings.weight_type,
+        },
+    )
 
     info = qnn.write_dlc(
         layout.qdq, layout.int8_dlc, settings.soc_model, layout.logs / "quantize.log"

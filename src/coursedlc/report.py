@@ -32,12 +32,19 @@ def tool_versions() -> dict[str, str]:
 def artifacts(layout: Layout) -> dict[str, dict[str, Any]]:
     """Size and SHA-256 of every artifact a user ships or inspects."""
     files = [
-        layout.weights, layout.vocab, layout.metrics, layout.loss_curve, layout.onnx,
-        layout.qdq, layout.float_dlc, layout.int8_dlc,
+        layout.weights,
+        layout.vocab,
+        layout.metrics,
+        layout.loss_curve,
+        layout.onnx,
+        layout.qdq,
+        layout.float_dlc,
+        layout.int8_dlc,
     ]
     return {
         str(p.relative_to(layout.out).as_posix()): {
-            "bytes": p.stat().st_size, "sha256": sha256(p)
+            "bytes": p.stat().st_size,
+            "sha256": sha256(p),
         }
         for p in files
         if p.exists()
@@ -47,9 +54,12 @@ def artifacts(layout: Layout) -> dict[str, dict[str, Any]]:
 def collect(layout: Layout, settings: Settings) -> dict[str, Any]:
     """Gather every stage's record into one report dictionary."""
     needed = {
-        layout.summary: "prepare", layout.metrics: "train",
-        layout.export_check: "export", layout.float_dlc_info: "convert",
-        layout.int8_dlc_info: "quantize", layout.verify: "verify",
+        layout.summary: "prepare",
+        layout.metrics: "train",
+        layout.export_check: "export",
+        layout.float_dlc_info: "convert",
+        layout.int8_dlc_info: "quantize",
+        layout.verify: "verify",
     }
     for path, stage in needed.items():
         if not path.exists():
@@ -77,17 +87,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     data, train, ver = report["data"], report["training"], report["verify"]
     rmse, base = train["rmse"], train["baseline_global_mean_rmse"]
     lines = [
-        "# coursedlc build report", "",
-        "## Data", "",
-        f"- source: `{data['source']}` (sha256 `{data['source_sha256'][:16]}…`)",
+        "# coursedlc build report",
+        "",
+        "## Data",
+        "",
+        f"- source: `{data['source']}` (sha256 `{data['source_sha256'][:16]}...`)",
         f"- {data['enrollments']} enrollments, {data['students']} students, "
-        f"{data['courses']} courses; scale {data['grade_scale']['min']:g}–"
+        f"{data['courses']} courses; scale {data['grade_scale']['min']:g}-"
         f"{data['grade_scale']['max']:g}, mean {data['grade_mean']:.2f}",
         f"- split train/validation/test: {data['split']['train']}/"
         f"{data['split']['validation']}/{data['split']['test']}; repeated "
         f"enrollments replaced: {data['duplicates_replaced']}",
-        "", "## Accuracy (RMSE, grade points)", "",
-        "| split | model | global-mean baseline |", "|---|---:|---:|",
+        "",
+        "## Accuracy (RMSE, grade points)",
+        "",
+        "| split | model | global-mean baseline |",
+        "|---|---:|---:|",
     ]
     for split in ("train", "validation", "test"):
         lines.append(f"| {split} | {rmse[split]:.4f} | {base[split]:.4f} |")
@@ -95,19 +110,26 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Model `{train['model']['kind']}`, dim {train['model']['dim']}, best epoch "
         f"{train['training']['best_epoch']} of {train['training']['epochs_run']}.",
-        "", "On the NPU (int8, HTP emulator) over the test split:", "",
-        "| float RMSE | int8 RMSE | int8/float | max abs float−int8 |",
+        "",
+        "On the NPU (int8, HTP emulator) over the test split:",
+        "",
+        "| float RMSE | int8 RMSE | int8/float | max abs float-int8 |",
         "|---:|---:|---:|---:|",
         f"| {ver['float_rmse']:.4f} | {ver['int8_rmse']:.4f} | "
         f"{ver['int8_vs_float_ratio']:.4f} | {ver['max_abs_float_int8']:.4f} |",
-        "", f"ONNX parity with PyTorch: max abs difference "
-        f"{report['export']['max_abs_diff']:.2e} over {report['export']['pairs']} pairs.",
-        "", "## DLC files", "",
-        "| file | bytes | ops | converter |", "|---|---:|---|---|",
+        "",
+        "ONNX parity with PyTorch: max abs difference "
+        f"{report['export']['max_abs_diff']:.2e} over "
+        f"{report['export']['pairs']} pairs.",
+        "",
+        "## DLC files",
+        "",
+        "| file | bytes | ops | converter |",
+        "|---|---:|---|---|",
     ]
     for kind in ("float", "int8"):
         dlc = report["dlc"][kind]
-        ops = ", ".join(f"{k}×{v}" for k, v in dlc["ops"].items())
+        ops = ", ".join(f"{k} ({v})" for k, v in dlc["ops"].items())
         lines.append(
             f"| `{Path(dlc['path']).name}` | {dlc['bytes']} | {ops} | "
             f"{dlc.get('converter_version', '?')} |"

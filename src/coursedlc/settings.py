@@ -45,7 +45,7 @@ class Settings(BaseModel):
     parity_samples: int = Field(2000, ge=1)
     parity_tolerance: float = Field(1e-3, gt=0)
 
-    calibration_samples: int = Field(512, ge=1)
+    calibration_samples: int = Field(2048, ge=1)
     activation_type: QuantType = "uint8"
     weight_type: QuantType = "uint8"
     soc_model: str = "60"

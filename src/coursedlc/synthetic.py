@@ -14,9 +14,15 @@ import numpy as np
 
 
 def generate(
-    students: int = 1000, courses: int = 40, per_student: int = 30, rank: int = 3,
-    noise: float = 5.0, mean: float = 65.0, seed: int = 0,
-    grade_min: float = 0.0, grade_max: float = 100.0,
+    students: int = 1000,
+    courses: int = 40,
+    per_student: int = 30,
+    rank: int = 3,
+    noise: float = 5.0,
+    mean: float = 65.0,
+    seed: int = 0,
+    grade_min: float = 0.0,
+    grade_max: float = 100.0,
 ) -> dict[str, Any]:
     """Return grades in the coursedlc input format.
 
@@ -41,7 +47,9 @@ def generate(
     for s in range(students):
         taken = rng.choice(courses, size=per_student, replace=False)
         grades = (
-            mean + student_bias[s] + course_bias[taken]
+            mean
+            + student_bias[s]
+            + course_bias[taken]
             + course_factors[taken] @ user_factors[s]
             + rng.normal(0, noise, per_student)
         )

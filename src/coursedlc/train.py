@@ -7,6 +7,7 @@ ops whatever the batch size; nothing is collated sample by sample.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import time
 from typing import Any
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 EVAL_CHUNK = 1 << 16  # rows per forward pass when scoring a whole split
 
 
-def rmse(model: GradeModel, users: np.ndarray, courses: np.ndarray,
-         grades: np.ndarray) -> float:
+def rmse(
+    model: GradeModel, users: np.ndarray, courses: np.ndarray, grades: np.ndarray
+) -> float:
     """Root mean squared error in grade units over a split."""
     if grades.size == 0:
         return float("nan")
@@ -59,8 +61,13 @@ def fit(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str, Any
     y_t = torch.from_numpy((grades - dataset.grade_min) / span).float()
 
     model = build_model(
-        settings.model, len(dataset.students), len(dataset.courses), settings.dim,
-        dataset.grade_min, dataset.grade_max, global_mean=float(y_t.mean()),
+        settings.model,
+        len(dataset.students),
+        len(dataset.courses),
+        settings.dim,
+        dataset.grade_min,
+        dataset.grade_max,
+        global_mean=float(y_t.mean()),
     )
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
@@ -72,13 +79,20 @@ def fit(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str, Any
         started = time.perf_counter()
         train_rmse = _epoch(model, optimizer, u_t, c_t, y_t, settings, generator)
         val_rmse = rmse(model, *val)
-        history.append({
-            "epoch": epoch, "train_rmse": train_rmse * span,
-            "validation_rmse": val_rmse, "seconds": time.perf_counter() - started,
-        })
+        history.append(
+            {
+                "epoch": epoch,
+                "train_rmse": train_rmse * span,
+                "validation_rmse": val_rmse,
+                "seconds": time.perf_counter() - started,
+            }
+        )
         log.info(
             "epoch %3d  train RMSE %8.4f  validation RMSE %8.4f  %.2fs",
-            epoch, train_rmse * span, val_rmse, history[-1]["seconds"],
+            epoch,
+            train_rmse * span,
+            val_rmse,
+            history[-1]["seconds"],
         )
         if val_rmse < best[0]:
             best = (val_rmse, epoch, copy.deepcopy(model.state_dict()))
@@ -92,8 +106,12 @@ def fit(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str, Any
 
 
 def _epoch(
-    model: GradeModel, optimizer: torch.optim.Optimizer, users: torch.Tensor,
-    courses: torch.Tensor, targets: torch.Tensor, settings: Settings,
+    model: GradeModel,
+    optimizer: torch.optim.Optimizer,
+    users: torch.Tensor,
+    courses: torch.Tensor,
+    targets: torch.Tensor,
+    settings: Settings,
     generator: torch.Generator,
 ) -> float:
     model.train()
@@ -106,7 +124,7 @@ def _epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(batch)
+        total += float(loss.detach()) * len(batch)
     # Mean of the batch losses while the weights moved: a cheap running figure.
     return float(np.sqrt(total / len(order)))
 
@@ -134,30 +152,43 @@ def train(layout: Layout, settings: Settings) -> dict[str, Any]:
 
     metrics = {
         "model": {
-            "kind": settings.model, "dim": settings.dim,
-            "students": len(dataset.students), "courses": len(dataset.courses),
-            "grade_min": dataset.grade_min, "grade_max": dataset.grade_max,
+            "kind": settings.model,
+            "dim": settings.dim,
+            "students": len(dataset.students),
+            "courses": len(dataset.courses),
+            "grade_min": dataset.grade_min,
+            "grade_max": dataset.grade_max,
             "parameters": sum(p.numel() for p in model.parameters()),
         },
         "training": {
-            "seed": settings.seed, "lr": settings.lr,
-            "weight_decay": settings.weight_decay, "batch_size": settings.batch_size,
-            "epochs_run": len(fitted["history"]), "best_epoch": fitted["best_epoch"],
+            "seed": settings.seed,
+            "lr": settings.lr,
+            "weight_decay": settings.weight_decay,
+            "batch_size": settings.batch_size,
+            "epochs_run": len(fitted["history"]),
+            "best_epoch": fitted["best_epoch"],
             "seconds": seconds,
             "samples_per_second": len(dataset.part("train")[2])
-            * len(fitted["history"]) / max(seconds, 1e-9),
+            * len(fitted["history"])
+            / max(seconds, 1e-9),
         },
         "history": fitted["history"],
         **evaluate(model, dataset),
     }
+    # Saved through a buffer: given a path, torch names the archive's inner
+    # folder after the file, and the temporary name would make every save differ.
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
     with atomic_path(layout.weights) as tmp:
-        torch.save(model.state_dict(), tmp)
+        tmp.write_bytes(buffer.getvalue())
     write_json(layout.metrics, metrics)
     plot_loss_curve(fitted["history"], layout)
     log.info(
         "train: test RMSE %.4f (global-mean baseline %.4f), best epoch %d of %d",
-        metrics["rmse"]["test"], metrics["baseline_global_mean_rmse"]["test"],
-        fitted["best_epoch"], len(fitted["history"]),
+        metrics["rmse"]["test"],
+        metrics["baseline_global_mean_rmse"]["test"],
+        fitted["best_epoch"],
+        len(fitted["history"]),
     )
     return metrics
 
@@ -194,8 +225,12 @@ def load_model(layout: Layout) -> GradeModel:
         )
     spec = read_json(layout.metrics)["model"]
     model = build_model(
-        spec["kind"], spec["students"], spec["courses"], spec["dim"],
-        spec["grade_min"], spec["grade_max"],
+        spec["kind"],
+        spec["students"],
+        spec["courses"],
+        spec["dim"],
+        spec["grade_min"],
+        spec["grade_max"],
     )
     # weights_only=True: a state_dict is plain tensors; nothing is unpickled
     # beyond them, so a tampered file cannot run code.

@@ -37,7 +37,11 @@ def with_batch(src: Path, dst: Path, batch: int) -> None:
 
 
 def htp_predict(
-    qdq: Path, users: np.ndarray, courses: np.ndarray, batch: int, soc_model: str,
+    qdq: Path,
+    users: np.ndarray,
+    courses: np.ndarray,
+    batch: int,
+    soc_model: str,
     log_path: Path,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Run a QDQ model on the HTP emulator; return predictions and placement."""
@@ -52,8 +56,9 @@ def htp_predict(
     return predictions, placed
 
 
-def float_predict(model: Path, users: np.ndarray, courses: np.ndarray,
-                  batch: int) -> np.ndarray:
+def float_predict(
+    model: Path, users: np.ndarray, courses: np.ndarray, batch: int
+) -> np.ndarray:
     """Run the float model on the CPU in the same batches."""
     with tempfile.TemporaryDirectory(prefix=".verify-", dir=model.parent) as tmp:
         batched = Path(tmp) / "model_batched.onnx"
@@ -74,24 +79,35 @@ def verify(layout: Layout, settings: Settings) -> dict[str, Any]:
 
     float_pred = float_predict(layout.onnx, users, courses, settings.verify_batch)
     int8_pred, placed = htp_predict(
-        layout.qdq, users, courses, settings.verify_batch, settings.soc_model,
+        layout.qdq,
+        users,
+        courses,
+        settings.verify_batch,
+        settings.soc_model,
         layout.logs / "verify.log",
     )
     float_rmse = float(np.sqrt(np.mean((float_pred - grades) ** 2)))
     int8_rmse = float(np.sqrt(np.mean((int8_pred - grades) ** 2)))
     limit = float_rmse * (1 + settings.int8_tolerance)
     result = {
-        "pairs": len(grades), "float_rmse": float_rmse, "int8_rmse": int8_rmse,
+        "pairs": len(grades),
+        "float_rmse": float_rmse,
+        "int8_rmse": int8_rmse,
         "int8_vs_float_ratio": int8_rmse / float_rmse if float_rmse else None,
         "max_abs_float_int8": float(np.max(np.abs(float_pred - int8_pred))),
         "mean_abs_float_int8": float(np.mean(np.abs(float_pred - int8_pred))),
-        "tolerance": settings.int8_tolerance, "int8_backend": "QNN HTP emulator",
+        "tolerance": settings.int8_tolerance,
+        "int8_backend": "QNN HTP emulator",
         "placement": placed,
     }
     log.info(
         "verify: %d test pairs, float RMSE %.4f, int8 RMSE %.4f (limit %.4f), "
         "max |float - int8| %.4f",
-        len(grades), float_rmse, int8_rmse, limit, result["max_abs_float_int8"],
+        len(grades),
+        float_rmse,
+        int8_rmse,
+        limit,
+        result["max_abs_float_int8"],
     )
     if int8_rmse > limit:
         raise AccuracyError(

@@ -1,0 +1,58 @@
+"""Shared fixtures: small grade files and one small real build per session."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coursedlc import pipeline, synthetic
+from coursedlc.settings import Layout, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+OULAD = ROOT / "data" / "oulad-grades.json"
+
+
+@pytest.fixture
+def write_grades(tmp_path: Path) -> Callable[[Any], Path]:
+    """Write a grade file (an object as JSON, or raw text/bytes) and return it."""
+
+    def write(content: Any, name: str = "grades.json") -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_text(json.dumps(content), encoding="utf-8")
+        return path
+
+    return write
+
+
+def small_grades(students: int = 120, courses: int = 12, per_student: int = 8) -> dict:
+    """A small synthetic grade set that trains in about a second."""
+    return synthetic.generate(
+        students=students, courses=courses, per_student=per_student, seed=3
+    )
+
+
+def settings_for(data: Path, out: Path, **overrides: Any) -> Settings:
+    """Settings for a test build: few epochs unless a test asks for more."""
+    return Settings.load({"data": data, "out": out, "epochs": 30}, overrides)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Layout]:
+    """A complete build (every stage, real DLCs) on small synthetic data."""
+    root = tmp_path_factory.mktemp("built")
+    data = root / "grades.json"
+    data.write_text(json.dumps(small_grades()), encoding="utf-8")
+    settings = settings_for(data, root / "build")
+    logging.getLogger("coursedlc").setLevel(logging.INFO)
+    pipeline.build(settings)
+    return settings, Layout(settings.out)
