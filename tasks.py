@@ -13,11 +13,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
+from invoke import task as invoke_task
 
 from coursedlc import logs, pipeline
-from coursedlc.errors import CourseDLCError
-from coursedlc.settings import Layout, Settings
+from coursedlc.errors import CourseDLCError, SdkError
+from coursedlc.settings import Layout, Settings, environment_layer
+
+ROOT = Path(__file__).resolve().parent
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """Invoke's task decorator without automatic short flags.
+
+    Automatic short flags collide here (``-h`` would be ``--weight-type``);
+    every option is spelled out instead.
+    """
+    return invoke_task(*args, auto_shortflags=False, **kwargs)
+
 
 COMMON = {
     "data": "grade file (JSON), default data/oulad-grades.json",
@@ -44,11 +57,29 @@ QUANTIZE = {
     "weight_type": "uint8 or uint16",
 }
 VERIFY = {"int8_tolerance": "allowed relative RMSE loss of int8 vs float (0.02)"}
+BACKEND = {
+    "backend": "auto (SDK if one is found), sdk or embedded (onnxruntime-qnn)",
+    "sdk_root": "QAIRT SDK root (else QAIRT_SDK_ROOT, invoke.yaml, default places)",
+    "sdk_venv": "the SDK's Python venv (default <sdk>/bin/venv)",
+}
+SDK_QUANT = {
+    "bias_bitwidth": "SDK quantizer bias bitwidth: 8 or 32",
+    "per_channel": "SDK quantizer: per-channel weight quantization",
+    "act_calibration": "SDK quantizer: min-max, sqnr, entropy, mse or percentile",
+    "native_input_files": "SDK quantizer: raw calibration files as int32",
+}
+
+
+def _settings(c: Context, options: dict[str, Any]) -> Settings:
+    # Precedence: defaults < invoke.yaml < environment (QAIRT_SDK_ROOT) < options.
+    return Settings.load(
+        dict(c.config.get("coursedlc", {})), environment_layer(), options
+    )
 
 
 def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
     try:
-        settings = Settings.load(dict(c.config.get("coursedlc", {})), options)
+        settings = _settings(c, options)
         logs.configure(settings.out, verbose)
         if stage == "build":
             pipeline.build(settings)
@@ -62,7 +93,7 @@ def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
 def prepare(
     c, data=None, out=None, seed=None, grade_min=None, grade_max=None, verbose=False
 ):
-    """Validate the grade file, encode ids, split train/validation/test."""
+    """Validate the grade file, encode ids, split by seed."""
     _run(
         c,
         "prepare",
@@ -111,13 +142,30 @@ def export(c, out=None, export_batch=None, seed=None, verbose=False, data=None):
     _run(c, "export", verbose, out=out, export_batch=export_batch, seed=seed)
 
 
-@task(help=COMMON)
-def convert(c, out=None, verbose=False, data=None, seed=None):
-    """Convert the float ONNX model to dlc/model_float.dlc (embedded QNN)."""
-    _run(c, "convert", verbose, out=out)
+@task(help={**COMMON, **BACKEND})
+def convert(
+    c,
+    out=None,
+    backend=None,
+    sdk_root=None,
+    sdk_venv=None,
+    verbose=False,
+    data=None,
+    seed=None,
+):
+    """Convert the float ONNX model to dlc/model_float.dlc."""
+    _run(
+        c,
+        "convert",
+        verbose,
+        out=out,
+        backend=backend,
+        sdk_root=sdk_root,
+        sdk_venv=sdk_venv,
+    )
 
 
-@task(help={**COMMON, **QUANTIZE})
+@task(help={**COMMON, **QUANTIZE, **BACKEND, **SDK_QUANT})
 def quantize(
     c,
     out=None,
@@ -125,10 +173,17 @@ def quantize(
     calibration_samples=None,
     activation_type=None,
     weight_type=None,
+    backend=None,
+    sdk_root=None,
+    sdk_venv=None,
+    bias_bitwidth=None,
+    per_channel=False,
+    act_calibration=None,
+    native_input_files=False,
     verbose=False,
     data=None,
 ):
-    """Calibrate, write the QDQ model and dlc/model_quantized.dlc."""
+    """Calibrate on training pairs and write dlc/model_quantized.dlc."""
     _run(
         c,
         "quantize",
@@ -138,13 +193,39 @@ def quantize(
         calibration_samples=calibration_samples,
         activation_type=activation_type,
         weight_type=weight_type,
+        backend=backend,
+        sdk_root=sdk_root,
+        sdk_venv=sdk_venv,
+        bias_bitwidth=bias_bitwidth,
+        per_channel=per_channel or None,
+        act_calibration=act_calibration,
+        native_input_files=native_input_files or None,
     )
 
 
-@task(help={**COMMON, **VERIFY})
-def verify(c, out=None, int8_tolerance=None, verbose=False, data=None, seed=None):
-    """Score the int8 model on the HTP emulator against the float model."""
-    _run(c, "verify", verbose, out=out, int8_tolerance=int8_tolerance)
+@task(help={**COMMON, **VERIFY, **BACKEND})
+def verify(
+    c,
+    out=None,
+    int8_tolerance=None,
+    backend=None,
+    sdk_root=None,
+    sdk_venv=None,
+    verbose=False,
+    data=None,
+    seed=None,
+):
+    """Score the int8 model against the float model on the test split."""
+    _run(
+        c,
+        "verify",
+        verbose,
+        out=out,
+        int8_tolerance=int8_tolerance,
+        backend=backend,
+        sdk_root=sdk_root,
+        sdk_venv=sdk_venv,
+    )
 
 
 @task(help=COMMON)
@@ -153,7 +234,18 @@ def report(c, out=None, verbose=False, data=None, seed=None):
     _run(c, "report", verbose, out=out)
 
 
-@task(help={**COMMON, **PREPARE, **TRAIN, **EXPORT, **QUANTIZE, **VERIFY})
+@task(
+    help={
+        **COMMON,
+        **PREPARE,
+        **TRAIN,
+        **EXPORT,
+        **QUANTIZE,
+        **VERIFY,
+        **BACKEND,
+        **SDK_QUANT,
+    }
+)
 def build(
     c,
     data=None,
@@ -172,6 +264,13 @@ def build(
     activation_type=None,
     weight_type=None,
     int8_tolerance=None,
+    backend=None,
+    sdk_root=None,
+    sdk_venv=None,
+    bias_bitwidth=None,
+    per_channel=False,
+    act_calibration=None,
+    native_input_files=False,
     verbose=False,
 ):
     """Run every stage: data to float and int8 DLC, verified, with a report."""
@@ -195,7 +294,45 @@ def build(
         activation_type=activation_type,
         weight_type=weight_type,
         int8_tolerance=int8_tolerance,
+        backend=backend,
+        sdk_root=sdk_root,
+        sdk_venv=sdk_venv,
+        bias_bitwidth=bias_bitwidth,
+        per_channel=per_channel or None,
+        act_calibration=act_calibration,
+        native_input_files=native_input_files or None,
     )
+
+
+@task(
+    help={
+        "sdk_root": "QAIRT SDK root (else QAIRT_SDK_ROOT, invoke.yaml, default places)",
+        "venv": "where to make the venv (default <sdk>/bin/venv)",
+        "python": "the Python to build it from (default: found automatically)",
+        "verbose": "log DEBUG to the console",
+    }
+)
+def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
+    """Create the QAIRT SDK's Python venv and install its pinned requirements."""
+    from coursedlc.sdk import find_sdk
+    from coursedlc.sdk_venv import setup_sdk_venv as setup
+
+    try:
+        settings = _settings(c, {"sdk_root": sdk_root, "sdk_venv": venv})
+        logs.configure(settings.out, verbose)
+        sdk = find_sdk(settings.sdk_root)
+        if sdk is None:
+            raise SdkError("no QAIRT SDK found: pass --sdk-root or set QAIRT_SDK_ROOT")
+        setup(
+            sdk,
+            ROOT / "requirements" / "sdk-venv.txt",
+            Layout(settings.out).logs / "setup-sdk-venv.log",
+            venv=settings.sdk_venv,
+            python=python,
+            version=settings.sdk_python,
+        )
+    except CourseDLCError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
 
 
 @task(help={"out": "build folder to delete, default build/"})

@@ -1,7 +1,7 @@
-"""Command line: ``python -m coursedlc STAGE [--option VALUE ...]``.
+"""Run coursedlc's stages without Invoke: python -m coursedlc STAGE [--option VALUE].
 
-The same stages as the Invoke tasks, for use without Invoke. Options are the
-fields of :class:`coursedlc.settings.Settings`, with dashes.
+Options are every setting of coursedlc.settings.Settings, with dashes. This
+command does not read invoke.yaml; QAIRT_SDK_ROOT is read as with Invoke.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import sys
 
 from coursedlc import logs, pipeline
 from coursedlc.errors import CourseDLCError
-from coursedlc.settings import Settings
+from coursedlc.settings import Settings, environment_layer
 
 
 def parser() -> argparse.ArgumentParser:
     """Argument parser with one option per setting."""
-    p = argparse.ArgumentParser(prog="coursedlc", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="coursedlc", description=__doc__)
     p.add_argument("stage", choices=[*pipeline.STAGES, "build"])
     p.add_argument("-v", "--verbose", action="store_true", help="DEBUG on console")
     for name, field in Settings.model_fields.items():
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     stage, verbose = args.pop("stage"), args.pop("verbose")
     try:
-        settings = Settings.load(args)
+        settings = Settings.load(environment_layer(), args)
         logs.configure(settings.out, verbose)
         if stage == "build":
             pipeline.build(settings)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from coursedlc import qnn
+from coursedlc.backend import resolve
 from coursedlc.errors import StageInputError
 from coursedlc.files import write_json
 from coursedlc.settings import Layout, Settings
@@ -17,9 +18,19 @@ def convert(layout: Layout, settings: Settings) -> dict[str, Any]:
     """Write ``dlc/model_float.dlc`` and its description."""
     if not layout.onnx.exists():
         raise StageInputError(f"no {layout.onnx}: run `invoke export` first")
-    info = qnn.write_dlc(
-        layout.onnx, layout.float_dlc, settings.soc_model, layout.logs / "convert.log"
-    )
+    backend = resolve(settings)
+    if backend.sdk is not None:
+        from coursedlc import sdk_backend
+
+        info = sdk_backend.convert(layout, settings, backend)
+    else:
+        info = qnn.write_dlc(
+            layout.onnx,
+            layout.float_dlc,
+            settings.soc_model,
+            layout.logs / "convert.log",
+        )
+        info["made_by"] = backend.describe()
     write_json(layout.float_dlc_info, info)
     log.info(
         "convert: %s, %d bytes, ops %s, converter %s",

@@ -126,8 +126,8 @@ def read_grade_file(path: Path) -> dict[str, Any]:
         parsed = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg} (is the file truncated?)"
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno} (is the file truncated?)"
         ) from None
     except _DuplicateKey as exc:
         raise DataError(
@@ -198,10 +198,11 @@ def validate_records(
         shown = "\n  ".join(problems[:MAX_REPORTED])
         more = len(problems) - MAX_REPORTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
+        hint = "Fix the records"
+        if any("outside the declared scale" in p for p in problems):
+            hint += ", or declare the data's grade scale with --grade-min/--grade-max"
         raise DataError(
-            f"{len(problems)} invalid record(s) in {source}:\n  {shown}{tail}\n"
-            "Fix the records, or declare the grade scale with "
-            "--grade-min/--grade-max if grades are out of range."
+            f"{len(problems)} invalid record(s) in {source}:\n  {shown}{tail}\n{hint}."
         )
     return records
 

@@ -103,11 +103,12 @@ def flatbuffer_strings(data: bytes) -> list[str]:
     return found
 
 
-def inspect_dlc(path: Path) -> dict[str, Any]:
+def inspect_dlc(path: Path, require_ops: bool = True) -> dict[str, Any]:
     """Entries, op types, converter version and hash of a DLC.
 
     Raises:
-        ConversionError: the archive is unreadable, truncated or has no graph.
+        ConversionError: the archive is unreadable, truncated or has no graph
+            (or, with ``require_ops``, names no known layer type).
     """
     path = Path(path)
     try:
@@ -118,7 +119,7 @@ def inspect_dlc(path: Path) -> dict[str, Any]:
 
     graph = read_entry(path, "model")
     ops = Counter(s for s in flatbuffer_strings(graph) if s in OP_TYPES)
-    if not ops:
+    if not ops and require_ops:
         raise ConversionError(f"{path}: the DLC's 'model' entry names no operations")
 
     info: dict[str, Any] = {

@@ -32,3 +32,11 @@ class ConversionError(CourseDLCError):
 
 class AccuracyError(CourseDLCError):
     """The int8 model loses more accuracy than the configured tolerance allows."""
+
+
+class ToolError(CourseDLCError):
+    """An external tool (an SDK tool, pip, a Python) failed or timed out."""
+
+
+class SdkError(CourseDLCError):
+    """The QAIRT SDK or its Python environment is missing or incomplete."""

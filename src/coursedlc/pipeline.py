@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from coursedlc.errors import StageInputError
 from coursedlc.settings import Layout, Settings
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,65 @@ STAGES: dict[str, Callable[[Layout, Settings], Any]] = {
 }
 
 
+def _makers(layout: Layout) -> dict[Path, tuple[str, list[Path]]]:
+    """Each artifact a stage reads: the stage that makes it, and from what."""
+    split = layout.data_dir / "split.npy"
+    return {
+        split: ("prepare", []),
+        layout.weights: ("train", [split]),
+        layout.onnx: ("export", [layout.weights]),
+        layout.float_dlc: ("convert", [layout.onnx]),
+        layout.int8_dlc: ("quantize", [layout.onnx]),
+        layout.verify: ("verify", [layout.int8_dlc]),
+    }
+
+
+def _reads(layout: Layout, stage: str) -> list[Path]:
+    return {
+        "train": [layout.data_dir / "split.npy"],
+        "export": [layout.weights],
+        "convert": [layout.onnx],
+        "quantize": [layout.onnx],
+        "verify": [layout.int8_dlc],
+        "report": [layout.verify, layout.float_dlc],
+    }.get(stage, [])
+
+
+def check_fresh(layout: Layout, stage: str) -> None:
+    """Refuse to run on inputs older than what they are made from.
+
+    Re-running one stage (say ``train``) leaves later artifacts (the ONNX
+    model) describing the previous run; a later stage must not mix the two.
+
+    Raises:
+        StageInputError: naming the stale file and the stage to re-run.
+    """
+    makers = _makers(layout)
+    todo = list(_reads(layout, stage))
+    while todo:
+        path = todo.pop()
+        maker, sources = makers[path]
+        for source in sources:
+            if (
+                path.exists()
+                and source.exists()
+                and path.stat().st_mtime_ns < source.stat().st_mtime_ns
+            ):
+                raise StageInputError(
+                    f"{path} is older than {source}, from which it is made: run "
+                    f"`invoke {maker}` (or the whole `invoke build`) first"
+                )
+            todo.append(source)
+
+
 def run_stage(name: str, settings: Settings) -> Any:
-    """Run one stage on ``settings.out``."""
+    """Run one stage on ``settings.out``.
+
+    Raises:
+        StageInputError: an input is missing or older than its own inputs.
+    """
     layout = Layout(settings.out)
+    check_fresh(layout, name)
     layout.out.mkdir(parents=True, exist_ok=True)
     layout.marker.touch()
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from coursedlc import qnn
+from coursedlc.backend import resolve
 from coursedlc.dataset import Dataset
 from coursedlc.errors import StageInputError
 from coursedlc.export import INPUTS
@@ -84,35 +85,49 @@ def quantize(layout: Layout, settings: Settings) -> dict[str, Any]:
     users, courses = calibration_pairs(
         dataset, settings.calibration_samples, settings.seed
     )
+    backend = resolve(settings)
     log.info(
         "quantize: calibrating %s/%s on %d training pairs",
         settings.activation_type,
         settings.weight_type,
         len(users),
     )
-    make_qdq(
-        layout.onnx,
-        layout.qdq,
-        users,
-        courses,
-        settings.export_batch,
-        settings.activation_type,
-        settings.weight_type,
-    )
-    write_json(
-        layout.calibration,
-        {
-            "pairs": len(users),
-            "distinct_students": int(np.unique(users).size),
-            "distinct_courses": int(np.unique(courses).size),
-            "activation_type": settings.activation_type,
-            "weight_type": settings.weight_type,
-        },
-    )
+    record: dict[str, Any] = {
+        "pairs": len(users),
+        "distinct_students": int(np.unique(users).size),
+        "distinct_courses": int(np.unique(courses).size),
+        "activation_type": settings.activation_type,
+        "weight_type": settings.weight_type,
+    }
+    if backend.sdk is not None:
+        from coursedlc import sdk_backend
 
-    info = qnn.write_dlc(
-        layout.qdq, layout.int8_dlc, settings.soc_model, layout.logs / "quantize.log"
-    )
+        info = sdk_backend.quantize(layout, settings, backend, users, courses)
+        record.update(
+            bias_bitwidth=settings.bias_bitwidth,
+            per_channel=settings.per_channel,
+            act_calibration=settings.act_calibration,
+        )
+        # The SDK backend does not make a QDQ model; an older one would mislead.
+        layout.qdq.unlink(missing_ok=True)
+    else:
+        make_qdq(
+            layout.onnx,
+            layout.qdq,
+            users,
+            courses,
+            settings.export_batch,
+            settings.activation_type,
+            settings.weight_type,
+        )
+        info = qnn.write_dlc(
+            layout.qdq,
+            layout.int8_dlc,
+            settings.soc_model,
+            layout.logs / "quantize.log",
+        )
+        info["made_by"] = backend.describe()
+    write_json(layout.calibration, record)
     write_json(layout.int8_dlc_info, info)
     log.info(
         "quantize: %s, %d bytes, ops %s", layout.int8_dlc, info["bytes"], info["ops"]

@@ -111,28 +111,30 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Model `{train['model']['kind']}`, dim {train['model']['dim']}, best epoch "
         f"{train['training']['best_epoch']} of {train['training']['epochs_run']}.",
         "",
-        "On the NPU (int8, HTP emulator) over the test split:",
-        "",
-        "| float RMSE | int8 RMSE | int8/float | max abs float-int8 |",
-        "|---:|---:|---:|---:|",
-        f"| {ver['float_rmse']:.4f} | {ver['int8_rmse']:.4f} | "
-        f"{ver['int8_vs_float_ratio']:.4f} | {ver['max_abs_float_int8']:.4f} |",
-        "",
+    ]
+    lines += _int8_lines(ver)
+    lines += [
         "ONNX parity with PyTorch: max abs difference "
         f"{report['export']['max_abs_diff']:.2e} over "
         f"{report['export']['pairs']} pairs.",
         "",
         "## DLC files",
         "",
-        "| file | bytes | ops | converter |",
-        "|---|---:|---|---|",
+        "| file | bytes | ops | made by | converter |",
+        "|---|---:|---|---|---|",
     ]
     for kind in ("float", "int8"):
         dlc = report["dlc"][kind]
         ops = ", ".join(f"{k} ({v})" for k, v in dlc["ops"].items())
+        made = dlc.get("made_by", {})
+        maker = made.get("toolchain", "?") + (
+            f" {made['sdk_version']} ({dlc.get('tool')})"
+            if "sdk_version" in made
+            else ""
+        )
         lines.append(
-            f"| `{Path(dlc['path']).name}` | {dlc['bytes']} | {ops} | "
-            f"{dlc.get('converter_version', '?')} |"
+            f"| `{Path(dlc['path']).name}` | {dlc['bytes']} | {ops or '-'} | {maker} | "
+            f"{dlc.get('converter_version') or '-'} |"
         )
     lines += ["", "## Artifacts", "", "| file | bytes | sha256 |", "|---|---:|---|"]
     for name, art in report["artifacts"].items():
@@ -140,6 +142,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Tools", ""]
     lines += [f"- {name}: {ver_}" for name, ver_ in report["tools"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _int8_lines(ver: dict[str, Any]) -> list[str]:
+    if not ver.get("int8_executed"):
+        return [f"int8 model: {ver.get('note', 'not executed')}.", ""]
+    return [
+        f"int8 model as {ver['int8_runtime']} computes it, over the test split:",
+        "",
+        "| float RMSE | int8 RMSE | int8/float | max abs float-int8 |",
+        "|---:|---:|---:|---:|",
+        f"| {ver['float_rmse']:.4f} | {ver['int8_rmse']:.4f} | "
+        f"{ver['int8_vs_float_ratio']:.4f} | {ver['max_abs_float_int8']:.4f} |",
+        "",
+    ]
 
 
 def write_report(layout: Layout, settings: Settings) -> dict[str, Any]:

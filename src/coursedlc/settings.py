@@ -5,6 +5,7 @@ Defaults live here once; ``invoke.yaml`` and the command line override them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,8 @@ from coursedlc.errors import ConfigError
 
 ModelKind = Literal["fm", "concat-linear"]
 QuantType = Literal["uint8", "uint16"]
+BackendKind = Literal["auto", "sdk", "embedded"]
+Calibration = Literal["min-max", "sqnr", "entropy", "mse", "percentile"]
 
 
 class Settings(BaseModel):
@@ -50,11 +53,26 @@ class Settings(BaseModel):
     weight_type: QuantType = "uint8"
     soc_model: str = "60"
 
+    # Which Qualcomm toolchain makes the DLCs: auto = an installed QAIRT SDK
+    # when one is found, else the embedded onnxruntime-qnn backend.
+    backend: BackendKind = "auto"
+    sdk_root: Path | None = None
+    sdk_venv: Path | None = None
+    # The SDK's Python tools load bindings built for one Python (3.10 for 2.3x).
+    sdk_python: str = "3.10"
+    bias_bitwidth: int = 8
+    per_channel: bool = False
+    act_calibration: Calibration = "min-max"
+    native_input_files: bool = False
+    tool_timeout: float = Field(3600.0, gt=0)
+
     verify_batch: int = Field(512, ge=1)
     int8_tolerance: float = Field(0.02, ge=0)
 
     @model_validator(mode="after")
     def _check_scale(self) -> Settings:
+        if self.bias_bitwidth not in (8, 32):
+            raise ValueError(f"bias_bitwidth is {self.bias_bitwidth}; use 8 or 32")
         if not self.grade_min < self.grade_max:
             raise ValueError(
                 f"grade_min ({self.grade_min}) must be below grade_max "
@@ -85,9 +103,15 @@ class Settings(BaseModel):
                 for err in exc.errors()
             )
             raise ConfigError(
-                f"invalid settings: {problems}. Fix invoke.yaml or the command line "
-                "option."
+                f"invalid settings: {problems}. Fix the command-line option or the "
+                "coursedlc section of invoke.yaml."
             ) from None
+
+
+def environment_layer(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Settings taken from environment variables (below the command line)."""
+    env = dict(os.environ) if env is None else env
+    return {"sdk_root": env.get("QAIRT_SDK_ROOT") or None}
 
 
 class Layout:
@@ -117,4 +141,5 @@ class Layout:
         self.report_md = self.out / "report.md"
         self.report_json = self.out / "report.json"
         self.logs = self.out / "logs"
+        self.sdk_dir = self.out / "sdk"
         self.marker = self.out / ".coursedlc-build"

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from coursedlc import qnn
+from coursedlc.backend import resolve
 from coursedlc.dataset import Dataset
 from coursedlc.errors import AccuracyError, StageInputError
 from coursedlc.export import onnx_predict, run_batched
@@ -72,34 +73,75 @@ def verify(layout: Layout, settings: Settings) -> dict[str, Any]:
     Raises:
         AccuracyError: int8 RMSE exceeds float RMSE by more than the tolerance.
     """
-    for needed, stage in ((layout.onnx, "export"), (layout.qdq, "quantize")):
-        if not needed.exists():
-            raise StageInputError(f"no {needed}: run `invoke {stage}` first")
+    backend = resolve(settings)
+    needed = [(layout.onnx, "export"), (layout.int8_dlc, "quantize")]
+    if backend.sdk is None:
+        needed.append((layout.qdq, "quantize"))
+    for path, stage in needed:
+        if not path.exists():
+            raise StageInputError(f"no {path}: run `invoke {stage}` first")
     users, courses, grades = Dataset.load(layout).part("test")
-
     float_pred = float_predict(layout.onnx, users, courses, settings.verify_batch)
-    int8_pred, placed = htp_predict(
-        layout.qdq,
-        users,
-        courses,
-        settings.verify_batch,
-        settings.soc_model,
-        layout.logs / "verify.log",
-    )
     float_rmse = float(np.sqrt(np.mean((float_pred - grades) ** 2)))
-    int8_rmse = float(np.sqrt(np.mean((int8_pred - grades) ** 2)))
-    limit = float_rmse * (1 + settings.int8_tolerance)
-    result = {
+    result: dict[str, Any] = {
         "pairs": len(grades),
         "float_rmse": float_rmse,
-        "int8_rmse": int8_rmse,
-        "int8_vs_float_ratio": int8_rmse / float_rmse if float_rmse else None,
-        "max_abs_float_int8": float(np.max(np.abs(float_pred - int8_pred))),
-        "mean_abs_float_int8": float(np.mean(np.abs(float_pred - int8_pred))),
         "tolerance": settings.int8_tolerance,
-        "int8_backend": "QNN HTP emulator",
-        "placement": placed,
+        **backend.describe(),
     }
+
+    int8_pred: np.ndarray | None
+    if backend.sdk is None:
+        int8_pred, placed = htp_predict(
+            layout.qdq,
+            users,
+            courses,
+            settings.verify_batch,
+            settings.soc_model,
+            layout.logs / "verify.log",
+        )
+        result.update(
+            int8_runtime="QNN HTP emulator (onnxruntime-qnn)", placement=placed
+        )
+    else:
+        from coursedlc import sdk_backend
+
+        int8_pred = sdk_backend.net_run(layout, settings, backend, users, courses)
+        result["int8_runtime"] = "snpe-net-run (CPU runtime)"
+
+    if int8_pred is None:
+        result.update(
+            int8_executed=False,
+            int8_rmse=None,
+            note=(
+                f"the QAIRT SDK {backend.sdk.version if backend.sdk else ''} has no "
+                "snpe-net-run for this host: the int8 DLC was not executed"
+            ),
+        )
+        log.warning("verify: %s", result["note"])
+    else:
+        _compare(result, float_pred, int8_pred, grades, settings.int8_tolerance)
+    write_json(layout.verify, result)
+    return result
+
+
+def _compare(
+    result: dict[str, Any],
+    float_pred: np.ndarray,
+    int8_pred: np.ndarray,
+    grades: np.ndarray,
+    tolerance: float,
+) -> None:
+    float_rmse = result["float_rmse"]
+    int8_rmse = float(np.sqrt(np.mean((int8_pred - grades) ** 2)))
+    limit = float_rmse * (1 + tolerance)
+    result.update(
+        int8_executed=True,
+        int8_rmse=int8_rmse,
+        int8_vs_float_ratio=int8_rmse / float_rmse if float_rmse else None,
+        max_abs_float_int8=float(np.max(np.abs(float_pred - int8_pred))),
+        mean_abs_float_int8=float(np.mean(np.abs(float_pred - int8_pred))),
+    )
     log.info(
         "verify: %d test pairs, float RMSE %.4f, int8 RMSE %.4f (limit %.4f), "
         "max |float - int8| %.4f",
@@ -112,10 +154,7 @@ def verify(layout: Layout, settings: Settings) -> dict[str, Any]:
     if int8_rmse > limit:
         raise AccuracyError(
             f"int8 RMSE {int8_rmse:.4f} exceeds float RMSE {float_rmse:.4f} by more "
-            f"than {settings.int8_tolerance:.1%} (limit {limit:.4f}) on "
-            f"{len(grades)} test pairs. Try --activation-type uint16, more "
-            "calibration samples, or raise --int8-tolerance if this loss is "
-            "acceptable."
+            f"than {tolerance:.1%} (limit {limit:.4f}) on {len(grades)} test "
+            "pairs. Try --activation-type uint16, more calibration samples, or "
+            "raise --int8-tolerance if this loss is acceptable."
         )
-    write_json(layout.verify, result)
-    return result
