@@ -86,7 +86,7 @@ def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
         else:
             pipeline.run_stage(stage, settings)
     except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(help={**COMMON, **PREPARE})
@@ -332,7 +332,7 @@ def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
             version=settings.sdk_python,
         )
     except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(help={"out": "build folder to delete, default build/"})
@@ -343,7 +343,7 @@ def clean(c, out=None):
             Settings.load(dict(c.config.get("coursedlc", {})), {"out": out}).out
         )
     except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
     if not layout.out.exists():
         return
     if not layout.marker.exists():

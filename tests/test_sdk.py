@@ -323,7 +323,7 @@ def test_failing_tool_surfaces_code_lines_and_log(sdk_setup):
         "--out",
         str(out),
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # the tool's own exit code
     assert "qairt-converter failed with exit code 3" in result.stderr
     assert "something went wrong inside the tool" in result.stderr
     assert f"Full log: {out / 'logs' / 'convert.log'}" in result.stderr

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.run_stage(stage, settings)
     except CourseDLCError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 

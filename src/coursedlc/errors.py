@@ -9,6 +9,8 @@ non-zero exit with the message; anything else escaping is a bug.
 class CourseDLCError(Exception):
     """Base class of every error coursedlc reports to a user."""
 
+    exit_code = 1
+
 
 class ConfigError(CourseDLCError):
     """A setting (from invoke.yaml or the command line) is invalid."""
@@ -35,7 +37,15 @@ class AccuracyError(CourseDLCError):
 
 
 class ToolError(CourseDLCError):
-    """An external tool (an SDK tool, pip, a Python) failed or timed out."""
+    """An external tool (an SDK tool, pip, a Python) failed or timed out.
+
+    The command exits with the tool's own exit code when it has one.
+    """
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None and 0 < exit_code < 256:
+            self.exit_code = exit_code
 
 
 class SdkError(CourseDLCError):

@@ -86,7 +86,8 @@ def run_tool(
         tool = Path(args[1] if _is_python(args[0]) and len(args) > 1 else args[0]).name
         raise ToolError(
             f"{tool} failed with exit code {done.returncode}. Last lines:\n"
-            f"{_tail(done.stdout)}\nFull log: {log_path}"
+            f"{_tail(done.stdout)}\nFull log: {log_path}",
+            done.returncode,
         )
     return done.returncode, done.stdout
 
