@@ -81,10 +81,7 @@ def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
     try:
         settings = _settings(c, options)
         logs.configure(settings.out, verbose)
-        if stage == "build":
-            pipeline.build(settings)
-        else:
-            pipeline.run_stage(stage, settings)
+        pipeline.run(stage, settings)
     except CourseDLCError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,19 @@ from coursedlc.settings import Layout, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OULAD = ROOT / "data" / "oulad-grades.json"
+
+
+def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``invoke ARGS`` in the repository as a user would; capture output."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=env,
+    )
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from coursedlc.settings import Settings, environment_layer
 from coursedlc.tools import run_tool
 from fake_sdk import LEGACY, MODERN, calls, make_fake_sdk, make_tool_venv
 
-from conftest import ROOT, small_grades
+from conftest import ROOT, invoke, small_grades
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -134,15 +134,21 @@ def test_fake_rejects_the_legacy_input_dim_flag(tmp_path, built):
 # End to end through Invoke ------------------------------------------------------
 
 
-def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env=env,
+def sdk_build(config, root, data, out, *extra: str):
+    """``invoke build`` with the SDK backend, the fake SDK and its venv."""
+    return invoke(
+        "-f",
+        str(config),
+        "build",
+        "--backend",
+        "sdk",
+        "--sdk-root",
+        str(root),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
     )
 
 
@@ -163,19 +169,7 @@ def sdk_setup(tmp_path):
 
 def test_build_with_the_sdk_backend_calls_each_tool_exactly(sdk_setup):
     root, _, data, config, out = sdk_setup
-    result = invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-    )
+    result = sdk_build(config, root, data, out)
     assert result.returncode == 0, result.stderr[-3000:]
 
     onnx, dlc = out / "onnx" / "model.onnx", out / "dlc"
@@ -237,18 +231,11 @@ def test_build_with_the_sdk_backend_calls_each_tool_exactly(sdk_setup):
 
 def test_quantizer_options_and_native_inputs(sdk_setup):
     root, _, data, config, out = sdk_setup
-    result = invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
+    result = sdk_build(
+        config,
+        root,
+        data,
+        out,
         "--activation-type",
         "uint16",
         "--bias-bitwidth",
@@ -278,19 +265,7 @@ def test_legacy_sdk_uses_snpe_tools(tmp_path, sdk_setup):
     _, _, data, config, _ = sdk_setup
     root = make_fake_sdk(tmp_path / "legacy", tools=LEGACY, version="2.10.0.1")
     out = tmp_path / "out"
-    result = invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-    )
+    result = sdk_build(config, root, data, out)
     assert result.returncode == 0, result.stderr[-3000:]
     converter, _, quant, _ = (c["argv"] for c in calls(root))
     assert converter[:2] == ["-i", str(out / "onnx" / "model.onnx")]
@@ -310,19 +285,7 @@ def test_legacy_sdk_uses_snpe_tools(tmp_path, sdk_setup):
 def test_failing_tool_surfaces_code_lines_and_log(sdk_setup):
     root, _, data, config, out = sdk_setup
     (root / "fail-qairt-converter").touch()
-    result = invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-    )
+    result = sdk_build(config, root, data, out)
     assert result.returncode == 3  # the tool's own exit code
     assert "qairt-converter failed with exit code 3" in result.stderr
     assert "something went wrong inside the tool" in result.stderr
@@ -334,19 +297,7 @@ def test_failing_tool_surfaces_code_lines_and_log(sdk_setup):
 def test_net_run_outputs_are_read_and_judged(tmp_path, sdk_setup):
     _, _, data, config, out = sdk_setup
     root = make_fake_sdk(tmp_path / "with-net-run", tools=(*MODERN, "snpe-net-run"))
-    result = invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-    )
+    result = sdk_build(config, root, data, out)
     # The fake runner outputs zeros, which verify must reject.
     assert result.returncode == 1
     assert "int8 RMSE" in result.stderr and "exceeds float RMSE" in result.stderr

@@ -13,7 +13,7 @@ import pytest
 from coursedlc.__main__ import main
 from coursedlc.dlc import read_entry
 
-from conftest import OULAD, ROOT
+from conftest import OULAD, ROOT, invoke
 
 STAGES = [
     "prepare",
@@ -26,17 +26,6 @@ STAGES = [
     "clean",
     "test",
 ]
-
-
-def invoke(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
 
 
 def test_list_shows_every_stage_with_a_summary():

@@ -36,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(environment_layer(), args)
         logs.configure(settings.out, verbose)
-        if stage == "build":
-            pipeline.build(settings)
-        else:
-            pipeline.run_stage(stage, settings)
+        pipeline.run(stage, settings)
     except CourseDLCError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

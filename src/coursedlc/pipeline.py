@@ -143,6 +143,11 @@ def run_stage(name: str, settings: Settings) -> Any:
     return result
 
 
+def run(name: str, settings: Settings) -> Any:
+    """Run ``build`` (every stage) or one stage by name."""
+    return build(settings) if name == "build" else run_stage(name, settings)
+
+
 def build(settings: Settings) -> dict[str, Any]:
     """Run every stage in order; return the report."""
     report: dict[str, Any] = {}
