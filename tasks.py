@@ -43,6 +43,8 @@ PREPARE = {
     "grade_max": "highest grade of the scale (default 100)",
 }
 TRAIN = {
+    "runner": "local (default), docker (the training container) or auto",
+    "base_image": "base of the training image (default python:3.11-slim-bookworm)",
     "model": "fm (factorization) or concat-linear (the original model)",
     "epochs": "maximum epochs (early stopping may end sooner)",
     "dim": "factor dimension",
@@ -107,6 +109,8 @@ def prepare(
 def train(
     c,
     out=None,
+    runner=None,
+    base_image=None,
     seed=None,
     model=None,
     epochs=None,
@@ -123,6 +127,8 @@ def train(
         "train",
         verbose,
         out=out,
+        runner=runner,
+        base_image=base_image,
         seed=seed,
         model=model,
         epochs=epochs,
@@ -251,6 +257,8 @@ def build(
     grade_min=None,
     grade_max=None,
     model=None,
+    runner=None,
+    base_image=None,
     epochs=None,
     dim=None,
     lr=None,
@@ -281,6 +289,8 @@ def build(
         grade_min=grade_min,
         grade_max=grade_max,
         model=model,
+        runner=runner,
+        base_image=base_image,
         epochs=epochs,
         dim=dim,
         lr=lr,
@@ -328,6 +338,26 @@ def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
             python=python,
             version=settings.sdk_python,
         )
+    except CourseDLCError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
+
+
+@task(
+    help={
+        "out": "build folder (the image build's log goes to <out>/logs/image.log)",
+        "base_image": "base image (default python:3.11-slim-bookworm)",
+        "force": "rebuild even if an image with the same tag exists",
+        "verbose": "log DEBUG to the console",
+    }
+)
+def image(c, out=None, base_image=None, force=False, verbose=False):
+    """Build the training image (tagged by its environment's hash)."""
+    from coursedlc.container import build_image
+
+    try:
+        settings = _settings(c, {"out": out, "base_image": base_image})
+        logs.configure(settings.out, verbose)
+        build_image(Layout(settings.out), settings.base_image, force=force)
     except CourseDLCError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
 

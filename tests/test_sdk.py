@@ -321,12 +321,16 @@ def test_sdk_backend_without_sdk_or_venv(tmp_path, sdk_setup):
         "--epochs",
         "2",
     )
-    assert result.returncode == 1 and "is not a QAIRT SDK root" in result.stderr
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    # Checked before any stage runs: no training time spent, nothing overwritten.
+    assert not (out / "model" / "model.pt").exists()
 
     result = invoke(
-        "convert",
+        "build",
         "--sdk-root",
         str(root),
+        "--data",
+        str(data),
         "--out",
         str(out),
         "--sdk-venv",
@@ -334,6 +338,7 @@ def test_sdk_backend_without_sdk_or_venv(tmp_path, sdk_setup):
     )
     assert result.returncode == 1
     assert "run `invoke setup-sdk-venv`" in result.stderr
+    assert not (out / "model" / "model.pt").exists()
 
 
 def test_no_sdk_means_embedded_said_once(built, tmp_path):
@@ -418,4 +423,22 @@ def test_setup_sdk_venv_creates_a_real_310_venv_once(tmp_path):
         str(venv),
     )
     assert again.returncode == 0
-    assert "is up to date" in again.stderr and "pip" not in again.stderr
+    assert "is up to date" in again.stderr and "pip install" not in again.stderr
+
+    # A package removed by hand is noticed and put back.
+    subprocess.run(
+        [venv_python(venv), "-m", "pip", "uninstall", "-y", "six"],
+        check=True,
+        capture_output=True,
+    )
+    third = invoke(
+        "-f",
+        str(config),
+        "setup-sdk-venv",
+        "--sdk-root",
+        str(root),
+        "--venv",
+        str(venv),
+    )
+    assert third.returncode == 0
+    assert "lacks six==1.16.0" in third.stderr

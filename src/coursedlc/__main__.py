@@ -20,12 +20,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("stage", choices=[*pipeline.STAGES, "build"])
     p.add_argument("-v", "--verbose", action="store_true", help="DEBUG on console")
     for name, field in Settings.model_fields.items():
-        p.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=None,
-            help=f"default: {field.default}",
-        )
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:
+            p.add_argument(
+                flag,
+                dest=name,
+                action="store_const",
+                const=True,
+                help="a flag; default: off",
+            )
+        else:
+            p.add_argument(
+                flag, dest=name, default=None, help=f"default: {field.default}"
+            )
     return p
 
 

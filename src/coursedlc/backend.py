@@ -73,6 +73,8 @@ def _resolve(kind: str, root: Path | None, venv: Path | None, python: str) -> Ba
         )
         return Backend("embedded")
 
+    sdk.require("qairt-converter", "snpe-onnx-to-dlc")
+    sdk.require("qairt-quantizer", "snpe-dlc-quant")
     venv = Path(venv) if venv else sdk.root / "bin" / "venv"
     _check_venv(sdk, venv, python)
     log.info(

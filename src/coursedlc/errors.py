@@ -50,3 +50,7 @@ class ToolError(CourseDLCError):
 
 class SdkError(CourseDLCError):
     """The QAIRT SDK or its Python environment is missing or incomplete."""
+
+
+class ContainerError(ToolError):
+    """The container engine is missing, or an image build or container failed."""

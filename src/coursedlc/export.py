@@ -148,6 +148,7 @@ def export(layout: Layout, settings: Settings) -> dict[str, Any]:
     except ParityError:
         layout.onnx.unlink(missing_ok=True)
         raise
+    parity.update(batch=settings.export_batch, opset=OPSET)
     write_json(layout.export_check, parity)
     log.info(
         "export: %s, batch %d, parity max |diff| %.2g over %d held-out pairs",

@@ -29,8 +29,17 @@ def _prepare(layout: Layout, s: Settings) -> Any:
 
 
 def _train(layout: Layout, s: Settings) -> Any:
+    from coursedlc import container
     from coursedlc.train import train
 
+    if s.runner == "docker" or (s.runner == "auto" and container.engine_answers()):
+        from coursedlc.files import read_json
+
+        tag = container.build_image(layout, s.base_image)
+        container.run_train(layout, s, tag)
+        return read_json(layout.metrics)
+    if s.runner == "auto":
+        log.info("train: no container engine answers; training locally")
     return train(layout, s)
 
 
@@ -110,6 +119,7 @@ def check_fresh(layout: Layout, stage: str) -> None:
         StageInputError: naming the stale file and the stage to re-run.
     """
     makers = _makers(layout)
+    stale: list[tuple[Path, Path, str]] = []
     todo = list(_reads(layout, stage))
     while todo:
         path = todo.pop()
@@ -120,11 +130,16 @@ def check_fresh(layout: Layout, stage: str) -> None:
                 and source.exists()
                 and path.stat().st_mtime_ns < source.stat().st_mtime_ns
             ):
-                raise StageInputError(
-                    f"{path} is older than {source}, from which it is made: run "
-                    f"`invoke {maker}` (or the whole `invoke build`) first"
-                )
+                stale.append((path, source, maker))
             todo.append(source)
+    if stale:
+        # Name the earliest stage to re-run: the ones after it follow from it.
+        path, source, maker = min(stale, key=lambda s: list(STAGES).index(s[2]))
+        raise StageInputError(
+            f"{path} is older than {source}, from which it is made: run "
+            f"`invoke {maker}` and the stages after it (or the whole "
+            "`invoke build`) first"
+        )
 
 
 def run_stage(name: str, settings: Settings) -> Any:
@@ -149,7 +164,14 @@ def run(name: str, settings: Settings) -> Any:
 
 
 def build(settings: Settings) -> dict[str, Any]:
-    """Run every stage in order; return the report."""
+    """Run every stage in order; return the report.
+
+    The Qualcomm backend is resolved first, so a wrong SDK setting fails before
+    any training time is spent.
+    """
+    from coursedlc.backend import resolve
+
+    resolve(settings)
     report: dict[str, Any] = {}
     for name in STAGES:
         report = run_stage(name, settings)

@@ -52,7 +52,11 @@ def artifacts(layout: Layout) -> dict[str, dict[str, Any]]:
 
 
 def collect(layout: Layout, settings: Settings) -> dict[str, Any]:
-    """Gather every stage's record into one report dictionary."""
+    """Gather every stage's record into one report dictionary.
+
+    Each record holds the settings its stage ran with; ``settings`` (those of
+    this call) describe none of the artifacts and are not reported.
+    """
     needed = {
         layout.summary: "prepare",
         layout.metrics: "train",
@@ -68,7 +72,6 @@ def collect(layout: Layout, settings: Settings) -> dict[str, Any]:
     metrics.pop("history")
     return {
         "data": read_json(layout.summary),
-        "settings": settings.model_dump(mode="json"),
         "training": metrics,
         "export": read_json(layout.export_check),
         "calibration": read_json(layout.calibration),
@@ -112,6 +115,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{train['training']['best_epoch']} of {train['training']['epochs_run']}.",
         "",
     ]
+    calib = report["calibration"]
+    lines += [
+        f"Quantization: activations {calib['activation_type']}, weights "
+        f"{calib['weight_type']}, calibrated on {calib['pairs']} training pairs "
+        f"({calib['distinct_students']} students, {calib['distinct_courses']} "
+        "courses).",
+        "",
+    ]
     lines += _int8_lines(ver)
     lines += [
         "ONNX parity with PyTorch: max abs difference "
@@ -148,7 +159,7 @@ def _int8_lines(ver: dict[str, Any]) -> list[str]:
     if not ver.get("int8_executed"):
         return [f"int8 model: {ver.get('note', 'not executed')}.", ""]
     return [
-        f"int8 model as {ver['int8_runtime']} computes it, over the test split:",
+        f"Quantized model on the test split, run by {ver['int8_runtime']}:",
         "",
         "| float RMSE | int8 RMSE | int8/float | max abs float-int8 |",
         "|---:|---:|---:|---:|",

@@ -166,6 +166,10 @@ def load_sdk(root: Path, system: str | None = None, machine: str | None = None) 
         SdkError: not an SDK root, or no tools for this host inside it.
     """
     root = Path(root)
+    if not root.is_dir():
+        raise SdkError(
+            f"QAIRT SDK root {root} does not exist; fix --sdk-root or QAIRT_SDK_ROOT"
+        )
     manifest = root / "sdk.yaml"
     if not manifest.is_file():
         raise SdkError(

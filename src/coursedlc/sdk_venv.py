@@ -113,7 +113,8 @@ def setup_sdk_venv(
                 f"{venv} is a Python {have} venv; the QAIRT SDK {sdk.version} tools "
                 f"need Python {version}. Delete it or pass --venv with another path."
             )
-        if marker.exists() and json.loads(marker.read_text()) == wanted:
+        missing = missing_pins(interpreter, requirements, log_path)
+        if marker.exists() and json.loads(marker.read_text()) == wanted and not missing:
             log.info("setup-sdk-venv: %s is up to date (Python %s)", venv, version)
             return {
                 "venv": str(venv),
@@ -121,6 +122,11 @@ def setup_sdk_venv(
                 "installed": False,
                 **_check(sdk, venv, log_path),
             }
+        log.info(
+            "setup-sdk-venv: %s lacks %s; installing",
+            venv,
+            ", ".join(missing) or "the current requirements",
+        )
     else:
         base = find_python(version, python, log_path)
         log.info("setup-sdk-venv: creating %s with %s", venv, " ".join(base))
@@ -147,8 +153,40 @@ def setup_sdk_venv(
     }
 
 
+def missing_pins(interpreter: Path, requirements: Path, log_path: Path) -> list[str]:
+    """The ``name==version`` pins of ``requirements`` not installed in the venv."""
+    pins = {}
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        spec = line.split("#", 1)[0].strip()
+        if "==" in spec:
+            name, pin = spec.split("==", 1)
+            pins[_normal(name)] = pin.strip()
+    _, out = run_tool([str(interpreter), "-m", "pip", "freeze", "--all"], log_path)
+    installed = {}
+    for line in out.splitlines():
+        if "==" in line:
+            name, have = line.split("==", 1)
+            installed[_normal(name)] = have.strip()
+    return sorted(f"{n}=={v}" for n, v in pins.items() if installed.get(n) != v)
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
 def _check(sdk: Sdk, venv: Path, log_path: Path) -> dict[str, Any]:
     """Run the SDK's ``check-python-dependency`` when it has one."""
+    for names in (
+        ("qairt-converter", "snpe-onnx-to-dlc"),
+        ("qairt-quantizer", "snpe-dlc-quant"),
+    ):
+        if not any(sdk.tool(n) for n in names):
+            log.warning(
+                "setup-sdk-venv: this SDK has none of %s in %s; builds with "
+                "it will fail",
+                ", ".join(names),
+                sdk.bin_dir,
+            )
     tool = sdk.tool("check-python-dependency")
     if tool is None:
         log.info("setup-sdk-venv: this SDK has no check-python-dependency")

@@ -16,6 +16,7 @@ from coursedlc.errors import ConfigError
 ModelKind = Literal["fm", "concat-linear"]
 QuantType = Literal["uint8", "uint16"]
 BackendKind = Literal["auto", "sdk", "embedded"]
+RunnerKind = Literal["local", "docker", "auto"]
 Calibration = Literal["min-max", "sqnr", "entropy", "mse", "percentile"]
 
 
@@ -35,6 +36,12 @@ class Settings(BaseModel):
     seed: int = 0
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0, lt=0.5)
+
+    # Where the train stage runs: here, in the training container, or in the
+    # container when an engine answers. Local by default: building the image
+    # takes minutes, and the README's first command must work without Docker.
+    runner: RunnerKind = "local"
+    base_image: str | None = None
 
     model: ModelKind = "fm"
     dim: int = Field(16, ge=1, le=1024)
