@@ -48,7 +48,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     MPLCONFIGDIR=/tmp/matplotlib \
     PYTHONDONTWRITEBYTECODE=1
 
-USER coursedlc
+# Numeric, so the host can resolve it; useradd above made this uid and gid.
+USER 10001:10001
 WORKDIR /work
 ENTRYPOINT ["python", "-m", "coursedlc"]
 CMD ["--help"]

@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OULAD = ROOT / "data" / "oulad-grades.json"
 
 
+def announce(config: pytest.Config, text: str) -> None:
+    """Print to the terminal even while pytest captures output (CI logs show it)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(text)
+
+
 def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``invoke ARGS`` in the repository as a user would; capture output."""
     return subprocess.run(

@@ -18,7 +18,7 @@ from coursedlc import container, dataset, pipeline
 from coursedlc.errors import ContainerError
 from coursedlc.settings import Layout
 
-from conftest import settings_for, small_grades
+from conftest import announce, settings_for, small_grades
 
 pytestmark = [
     pytest.mark.docker,
@@ -35,10 +35,12 @@ TIMING = {"seconds", "samples_per_second"}
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
+def image(tmp_path_factory, pytestconfig):
     layout = Layout(tmp_path_factory.mktemp("image"))
+    base = BASE or container.DEFAULT_BASE
+    announce(pytestconfig, f"container: building or finding the image on {base}")
     tag = container.build_image(layout, BASE)
-    print(f"built or found {tag} on base {BASE or container.DEFAULT_BASE}")
+    announce(pytestconfig, f"container: image {tag} at {os.environ.get('DOCKER_HOST')}")
     return tag
 
 
@@ -66,12 +68,14 @@ def without_timing(metrics: dict) -> dict:
     return metrics
 
 
-def test_train_in_the_container_matches_a_local_run(image, tmp_path, write_grades):
+def test_train_in_the_container_matches_a_local_run(
+    image, tmp_path, write_grades, pytestconfig
+):
     settings = prepared(tmp_path / "docker", write_grades)
     local_root = tmp_path / "local"
     shutil.copytree(settings.out, local_root)
 
-    print("running the train stage in", image)
+    announce(pytestconfig, f"container: train stage in {image} on {settings.out}")
     pipeline.run_stage("train", settings)
     pipeline.run_stage(
         "train", settings.model_copy(update={"out": local_root, "runner": "local"})
@@ -89,6 +93,7 @@ def test_train_in_the_container_matches_a_local_run(image, tmp_path, write_grade
     stat = ours.weights.stat()
     assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid())
     assert "epoch" in (ours.logs / "train-container.log").read_text()
+    announce(pytestconfig, "container: model.pt identical to a local run's")
 
 
 def test_a_failing_container_reports_its_code_and_last_lines(image, tmp_path):
