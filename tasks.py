@@ -16,6 +16,10 @@ from typing import Any
 from invoke import Context, Exit
 from invoke import task as invoke_task
 
+# This checkout's own code, even when another checkout is the one installed
+# (pip's editable install points at whichever checkout ran it last).
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
 from coursedlc import logs, pipeline
 from coursedlc.errors import CourseDLCError, SdkError
 from coursedlc.settings import Layout, Settings, environment_layer

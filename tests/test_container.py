@@ -35,13 +35,8 @@ TIMING = {"seconds", "samples_per_second"}
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory, pytestconfig):
-    layout = Layout(tmp_path_factory.mktemp("image"))
-    base = BASE or container.DEFAULT_BASE
-    announce(pytestconfig, f"container: building or finding the image on {base}")
-    tag = container.build_image(layout, BASE)
-    announce(pytestconfig, f"container: image {tag} at {os.environ.get('DOCKER_HOST')}")
-    return tag
+def image(tmp_path_factory):
+    return container.build_image(Layout(tmp_path_factory.mktemp("image")), BASE)
 
 
 def prepared(root, write_grades):
@@ -69,13 +64,15 @@ def without_timing(metrics: dict) -> dict:
 
 
 def test_train_in_the_container_matches_a_local_run(
-    image, tmp_path, write_grades, pytestconfig
+    image, tmp_path, write_grades, capsys
 ):
     settings = prepared(tmp_path / "docker", write_grades)
     local_root = tmp_path / "local"
     shutil.copytree(settings.out, local_root)
 
-    announce(pytestconfig, f"container: train stage in {image} on {settings.out}")
+    where = os.environ.get("DOCKER_HOST", "the default socket")
+    base = BASE or container.DEFAULT_BASE
+    announce(capsys, f"\ncontainer: train stage in {image} (base {base}) at {where}")
     pipeline.run_stage("train", settings)
     pipeline.run_stage(
         "train", settings.model_copy(update={"out": local_root, "runner": "local"})
@@ -93,7 +90,7 @@ def test_train_in_the_container_matches_a_local_run(
     stat = ours.weights.stat()
     assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid())
     assert "epoch" in (ours.logs / "train-container.log").read_text()
-    announce(pytestconfig, "container: model.pt identical to a local run's")
+    announce(capsys, "container: model.pt and loss curve identical to a local run's")
 
 
 def test_a_failing_container_reports_its_code_and_last_lines(image, tmp_path):
