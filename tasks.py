@@ -83,11 +83,18 @@ def _settings(c: Context, options: dict[str, Any]) -> Settings:
     )
 
 
-def _run(c: Context, stage: str, verbose: bool = False, **options: Any) -> None:
+def _run(
+    c: Context,
+    stage: str,
+    verbose: bool = False,
+    force: bool = False,
+    force_stages: tuple[str, ...] = (),
+    **options: Any,
+) -> None:
     try:
         settings = _settings(c, options)
         logs.configure(settings.out, verbose)
-        pipeline.run(stage, settings)
+        pipeline.run(stage, settings, force, force_stages)
     except CourseDLCError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
@@ -242,7 +249,10 @@ def report(c, out=None, verbose=False, data=None, seed=None):
 
 
 @task(
+    iterable=["force_stage"],
     help={
+        "force": "re-run every stage, up to date or not",
+        "force_stage": "re-run this stage (repeat the option for more)",
         **COMMON,
         **PREPARE,
         **TRAIN,
@@ -251,7 +261,7 @@ def report(c, out=None, verbose=False, data=None, seed=None):
         **VERIFY,
         **BACKEND,
         **SDK_QUANT,
-    }
+    },
 )
 def build(
     c,
@@ -280,13 +290,17 @@ def build(
     per_channel=False,
     act_calibration=None,
     native_input_files=False,
+    force=False,
+    force_stage=None,
     verbose=False,
 ):
-    """Run every stage: data to float and int8 DLC, verified, with a report."""
+    """Run every stage that is not up to date: data to verified DLCs and a report."""
     _run(
         c,
         "build",
         verbose,
+        force,
+        tuple(force_stage or ()),
         data=data,
         out=out,
         seed=seed,

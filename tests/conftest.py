@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from coursedlc.settings import Layout, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OULAD = ROOT / "data" / "oulad-grades.json"
+
+# Child Pythons the tests start import this checkout's code too, whichever
+# checkout pip's editable install names.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 def announce(capsys: pytest.CaptureFixture[str], text: str) -> None:

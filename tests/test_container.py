@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from coursedlc import container, dataset, pipeline
+from coursedlc import container, pipeline
 from coursedlc.errors import ContainerError
 from coursedlc.settings import Layout
 
@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 BASE = os.environ.get("COURSEDLC_BASE_IMAGE")
-TIMING = {"seconds", "samples_per_second"}
+TIMING = {"seconds", "samples_per_second", "runner"}
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,7 @@ def image(tmp_path_factory):
 def prepared(root, write_grades):
     path = write_grades(small_grades())
     settings = settings_for(path, root, runner="docker", base_image=BASE)
-    dataset.prepare(
-        settings.data,
-        Layout(root),
-        settings.grade_min,
-        settings.grade_max,
-        settings.seed,
-        settings.validation_fraction,
-        settings.test_fraction,
-    )
+    pipeline.run_stage("prepare", settings)
     return settings
 
 

@@ -173,22 +173,3 @@ def test_generator_script_writes_a_valid_grade_file(tmp_path):
     assert code == 0
     summary = json.loads((tmp_path / "b" / "data" / "summary.json").read_text())
     assert summary["enrollments"] == 150 and summary["students"] == 30
-
-
-def test_a_stage_refuses_inputs_older_than_their_sources(built, tmp_path):
-    import os
-    import shutil
-
-    settings, _ = built
-    out = tmp_path / "copy"
-    shutil.copytree(settings.out, out)
-    # As if `invoke train` had just run again: the ONNX model is now stale.
-    weights = out / "model" / "model.pt"
-    later = (out / "onnx" / "model.onnx").stat().st_mtime_ns + 10**9
-    os.utime(weights, ns=(later, later))
-
-    result = invoke("quantize", "--out", str(out))
-    assert result.returncode == 1
-    assert f"{out / 'onnx' / 'model.onnx'} is older than {weights}" in result.stderr
-    assert "run `invoke export`" in result.stderr
-    assert invoke("report", "--out", str(out)).returncode == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coursedlc.errors import ContainerError
+from coursedlc.pipeline import FOR_HOST
 from coursedlc.settings import Layout, Settings
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,10 @@ def build_image(
                 if "error" in chunk:
                     raise ContainerError(
                         f"image build failed: {chunk['error'].strip()}. Last lines:"
-                        f"\n{_lines(tail)}\nFull log: {log_path}"
+                        f"\n{_lines(tail)}\nFull log: {log_path}\nWithout a "
+                        "reachable registry, build on a local base image: "
+                        "--base-image, base_image in invoke.yaml or "
+                        "COURSEDLC_BASE_IMAGE"
                     )
         finally:
             shutil.rmtree(context, ignore_errors=True)
@@ -223,6 +227,7 @@ def run_train(layout: Layout, settings: Settings, image: str) -> None:
         detach=True,
         user=user,
         network_mode="none",
+        environment={FOR_HOST: "1"},
         volumes={
             str(REPO / "src"): {"bind": "/app/src", "mode": "ro"},
             str(out): {"bind": "/build", "mode": "rw"},

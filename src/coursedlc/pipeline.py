@@ -1,178 +1,172 @@
-"""The stages in order, each a function of (layout, settings) passing files."""
+"""Running the stages: incremental, one build folder at a time.
+
+``build`` runs every stage that is not up to date (see :mod:`manifest`); a
+single stage run by name always runs, after checking that the files it reads
+are still the ones their own stages made. A lock keeps two runs out of one
+build folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from coursedlc.errors import StageInputError
+from coursedlc import manifest
+from coursedlc.errors import CourseDLCError, StageInputError
 from coursedlc.settings import Layout, Settings
+from coursedlc.stages import BY_NAME, STAGES, Stage
 
 log = logging.getLogger(__name__)
 
+NAMES = tuple(stage.name for stage in STAGES)
 
-def _prepare(layout: Layout, s: Settings) -> Any:
-    from coursedlc.dataset import prepare
-
-    return prepare(
-        s.data,
-        layout,
-        s.grade_min,
-        s.grade_max,
-        s.seed,
-        s.validation_fraction,
-        s.test_fraction,
-    )
+# Set for a stage that runs in the training container on behalf of a host run:
+# the host holds the lock, checks the inputs, keeps the manifest and the log.
+FOR_HOST = "COURSEDLC_FOR_HOST"
 
 
-def _train(layout: Layout, s: Settings) -> Any:
-    from coursedlc import container
-    from coursedlc.train import train
-
-    if s.runner == "docker" or (s.runner == "auto" and container.engine_answers()):
-        from coursedlc.files import read_json
-
-        tag = container.build_image(layout, s.base_image)
-        container.run_train(layout, s, tag)
-        return read_json(layout.metrics)
-    if s.runner == "auto":
-        log.info("train: no container engine answers; training locally")
-    return train(layout, s)
+class LockedError(CourseDLCError):
+    """Another coursedlc run holds the build folder."""
 
 
-def _export(layout: Layout, s: Settings) -> Any:
-    from coursedlc.export import export
+@contextlib.contextmanager
+def locked(layout: Layout) -> Iterator[None]:
+    """Hold the build folder's lock, or fail at once naming it."""
+    from filelock import FileLock, Timeout
 
-    return export(layout, s)
-
-
-def _convert(layout: Layout, s: Settings) -> Any:
-    from coursedlc.convert import convert
-
-    return convert(layout, s)
-
-
-def _quantize(layout: Layout, s: Settings) -> Any:
-    from coursedlc.quantize import quantize
-
-    return quantize(layout, s)
-
-
-def _verify(layout: Layout, s: Settings) -> Any:
-    from coursedlc.verify import verify
-
-    return verify(layout, s)
+    layout.out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(layout.out / ".coursedlc.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"another coursedlc run is using {layout.out} (it holds "
+            f"{lock.lock_file}); wait for it to finish or use another --out"
+        ) from None
+    try:
+        layout.marker.touch()
+        yield
+    finally:
+        lock.release()
 
 
-def _report(layout: Layout, s: Settings) -> Any:
-    from coursedlc.report import write_report
-
-    return write_report(layout, s)
-
-
-# Imports are deferred so that a stage loads only the libraries it needs.
-STAGES: dict[str, Callable[[Layout, Settings], Any]] = {
-    "prepare": _prepare,
-    "train": _train,
-    "export": _export,
-    "convert": _convert,
-    "quantize": _quantize,
-    "verify": _verify,
-    "report": _report,
-}
-
-
-def _makers(layout: Layout) -> dict[Path, tuple[str, list[Path]]]:
-    """Each artifact a stage reads: the stage that makes it, and from what."""
-    split = layout.data_dir / "split.npy"
-    return {
-        split: ("prepare", []),
-        layout.weights: ("train", [split]),
-        layout.onnx: ("export", [layout.weights]),
-        layout.float_dlc: ("convert", [layout.onnx]),
-        layout.int8_dlc: ("quantize", [layout.onnx]),
-        layout.verify: ("verify", [layout.int8_dlc]),
-    }
+def _execute(
+    stage: Stage,
+    layout: Layout,
+    settings: Settings,
+    entries: dict[str, Any],
+    current: dict[str, Any],
+) -> Any:
+    # Forget the old record first: if the stage is interrupted, the next run
+    # sees a stage that never finished, whatever files it left.
+    entries.pop(stage.name, None)
+    manifest.save(layout, entries)
+    started = time.perf_counter()
+    result = stage.run(layout, settings)
+    manifest.record(entries, stage, layout, settings, current)
+    manifest.save(layout, entries)
+    log.debug("%s took %.1fs", stage.name, time.perf_counter() - started)
+    return result
 
 
-def _reads(layout: Layout, stage: str) -> list[Path]:
-    return {
-        "train": [layout.data_dir / "split.npy"],
-        "export": [layout.weights],
-        "convert": [layout.onnx],
-        "quantize": [layout.onnx],
-        "verify": [layout.int8_dlc],
-        "report": [layout.verify, layout.float_dlc],
-    }.get(stage, [])
-
-
-def check_fresh(layout: Layout, stage: str) -> None:
-    """Refuse to run on inputs older than what they are made from.
-
-    Re-running one stage (say ``train``) leaves later artifacts (the ONNX
-    model) describing the previous run; a later stage must not mix the two.
+def check_upstream(
+    stage: Stage, layout: Layout, settings: Settings, entries: dict[str, Any]
+) -> None:
+    """Refuse to run one stage on files its predecessors no longer vouch for.
 
     Raises:
-        StageInputError: naming the stale file and the stage to re-run.
+        StageInputError: naming the earliest stage to re-run.
     """
-    makers = _makers(layout)
-    stale: list[tuple[Path, Path, str]] = []
-    todo = list(_reads(layout, stage))
-    while todo:
-        path = todo.pop()
-        maker, sources = makers[path]
-        for source in sources:
-            if (
-                path.exists()
-                and source.exists()
-                and path.stat().st_mtime_ns < source.stat().st_mtime_ns
-            ):
-                stale.append((path, source, maker))
-            todo.append(source)
+    reads = {manifest.name_of(p, layout) for p in stage.inputs(layout, settings)}
+    for earlier in reversed(STAGES[: NAMES.index(stage.name)]):
+        made = {manifest.name_of(p, layout) for p in earlier.outputs(layout, settings)}
+        if made & reads:
+            reads |= {
+                manifest.name_of(p, layout) for p in earlier.inputs(layout, settings)
+            }
+    stale = []
+    for earlier in STAGES[: NAMES.index(stage.name)]:
+        made = {manifest.name_of(p, layout) for p in earlier.outputs(layout, settings)}
+        if not made & reads:
+            continue
+        reason = manifest.why_stale(entries.get(earlier.name), None, layout)
+        if reason:
+            stale.append((earlier.name, reason))
     if stale:
-        # Name the earliest stage to re-run: the ones after it follow from it.
-        path, source, maker = min(stale, key=lambda s: list(STAGES).index(s[2]))
+        name, reason = stale[0]
+        if entries.get(name) is None:
+            raise StageInputError(
+                f"{stage.name} needs what `{name}` makes, and {name} has not run in "
+                f"{layout.out}: run `invoke {name}` first (or `invoke build`)"
+            )
         raise StageInputError(
-            f"{path} is older than {source}, from which it is made: run "
-            f"`invoke {maker}` and the stages after it (or the whole "
-            "`invoke build`) first"
+            f"{stage.name} reads what `{name}` made, but {name} is out of date "
+            f"({reason}): run `invoke {name}` and the stages after it, or "
+            "`invoke build`"
         )
 
 
 def run_stage(name: str, settings: Settings) -> Any:
-    """Run one stage on ``settings.out``.
+    """Run one stage, whether or not it is up to date.
 
     Raises:
-        StageInputError: an input is missing or older than its own inputs.
+        StageInputError: an input is missing or out of date.
     """
     layout = Layout(settings.out)
-    check_fresh(layout, name)
-    layout.out.mkdir(parents=True, exist_ok=True)
-    layout.marker.touch()
-    started = time.perf_counter()
-    result = STAGES[name](layout, settings)
-    log.debug("%s took %.1fs", name, time.perf_counter() - started)
-    return result
+    stage = BY_NAME[name]
+    if os.environ.get(FOR_HOST) == "1":
+        return stage.run(layout, settings)
+    with locked(layout):
+        entries = manifest.load(layout)
+        check_upstream(stage, layout, settings, entries)
+        current = manifest.fingerprint(stage, layout, settings)
+        return _execute(stage, layout, settings, entries, current)
 
 
-def run(name: str, settings: Settings) -> Any:
-    """Run ``build`` (every stage) or one stage by name."""
-    return build(settings) if name == "build" else run_stage(name, settings)
-
-
-def build(settings: Settings) -> dict[str, Any]:
-    """Run every stage in order; return the report.
+def build(
+    settings: Settings, force: bool = False, force_stages: Iterable[str] = ()
+) -> list[str]:
+    """Run the stages that are not up to date, in order; return those that ran.
 
     The Qualcomm backend is resolved first, so a wrong SDK setting fails before
     any training time is spent.
     """
     from coursedlc.backend import resolve
 
+    forced = set(force_stages)
+    unknown = forced - set(NAMES)
+    if unknown:
+        raise StageInputError(
+            f"--force-stage {', '.join(sorted(unknown))}: no such stage; the "
+            f"stages are {', '.join(NAMES)}"
+        )
     resolve(settings)
-    report: dict[str, Any] = {}
-    for name in STAGES:
-        report = run_stage(name, settings)
-    return report
+    layout = Layout(settings.out)
+    ran = []
+    with locked(layout):
+        entries = manifest.load(layout)
+        for stage in STAGES:
+            current = manifest.fingerprint(stage, layout, settings)
+            reason = manifest.why_stale(entries.get(stage.name), current, layout)
+            if force or stage.name in forced:
+                reason = "forced"
+            if reason is None:
+                log.info("%s: up to date, skipping", stage.name)
+                continue
+            log.debug("%s: running because %s", stage.name, reason)
+            _execute(stage, layout, settings, entries, current)
+            ran.append(stage.name)
+    return ran
+
+
+def run(
+    name: str, settings: Settings, force: bool = False, force_stages: Iterable[str] = ()
+) -> Any:
+    """Run ``build`` (the stages that need it) or one stage by name."""
+    if name == "build":
+        return build(settings, force, force_stages)
+    return run_stage(name, settings)

@@ -112,7 +112,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Model `{train['model']['kind']}`, dim {train['model']['dim']}, best epoch "
-        f"{train['training']['best_epoch']} of {train['training']['epochs_run']}.",
+        f"{train['training']['best_epoch']} of {train['training']['epochs_run']}, "
+        f"trained {train['training'].get('runner', 'local')}.",
         "",
     ]
     calib = report["calibration"]

@@ -118,7 +118,10 @@ class Settings(BaseModel):
 def environment_layer(env: dict[str, str] | None = None) -> dict[str, Any]:
     """Settings taken from environment variables (below the command line)."""
     env = dict(os.environ) if env is None else env
-    return {"sdk_root": env.get("QAIRT_SDK_ROOT") or None}
+    return {
+        "sdk_root": env.get("QAIRT_SDK_ROOT") or None,
+        "base_image": env.get("COURSEDLC_BASE_IMAGE") or None,
+    }
 
 
 class Layout:

@@ -168,6 +168,7 @@ def train(layout: Layout, settings: Settings) -> dict[str, Any]:
             "epochs_run": len(fitted["history"]),
             "best_epoch": fitted["best_epoch"],
             "seconds": seconds,
+            "runner": "local",
             "samples_per_second": len(dataset.part("train")[2])
             * len(fitted["history"])
             / max(seconds, 1e-9),
