@@ -362,6 +362,34 @@ def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
 
 @task(
     help={
+        "student": "student id, as in the grade file (before the key's last '-')",
+        "top": "how many courses (default 5)",
+        "model": "float (CPU) or int8 (HTP emulator, as the NPU computes it)",
+        "out": "build folder of a finished build, default build/",
+        "verbose": "log DEBUG to the console",
+    }
+)
+def recommend(c, student, top=5, model="float", out=None, verbose=False):
+    """Recommend the courses a student has not taken, by predicted grade."""
+    from coursedlc.ranking import recommend as rank
+
+    try:
+        settings = _settings(c, {"out": out})
+        logs.configure(None, verbose)
+        found = rank(student, settings.out, int(top), model, settings.soc_model)
+    except CourseDLCError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
+    if not found:
+        print(f"{student} has taken every course in the model.")
+        return
+    width = max(len(r.course) for r in found)
+    print(f"{'#':>2}  {'course':<{width}}  predicted grade  ({found[0].source})")
+    for rank_, item in enumerate(found, 1):
+        print(f"{rank_:>2}  {item.course:<{width}}  {item.predicted_grade:15.2f}")
+
+
+@task(
+    help={
         "out": "build folder (the image build's log goes to <out>/logs/image.log)",
         "base_image": "base image (default python:3.11-slim-bookworm)",
         "force": "rebuild even if an image with the same tag exists",

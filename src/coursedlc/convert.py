@@ -13,6 +13,13 @@ from coursedlc.settings import Layout, Settings
 
 log = logging.getLogger(__name__)
 
+# The SDK quantizer calibrates batch-1 models only, so the SDK backend makes no
+# pair of recommendation DLCs.
+RECOMMEND_SDK_NOTE = (
+    "recommendation DLCs (one inference per student) are made by the embedded "
+    "backend only; the SDK backend made none"
+)
+
 
 def convert(layout: Layout, settings: Settings) -> dict[str, Any]:
     """Write ``dlc/model_float.dlc`` and its description."""
@@ -31,6 +38,16 @@ def convert(layout: Layout, settings: Settings) -> dict[str, Any]:
             layout.logs / "convert.log",
         )
         info["made_by"] = backend.describe()
+        if settings.recommend_model:
+            info["recommend"] = qnn.write_dlc(
+                layout.onnx_recommend,
+                layout.float_recommend_dlc,
+                settings.soc_model,
+                layout.logs / "convert.log",
+            )
+    if settings.recommend_model and backend.sdk is not None:
+        info["recommend"] = RECOMMEND_SDK_NOTE
+        log.warning("convert: %s", RECOMMEND_SDK_NOTE)
     write_json(layout.float_dlc_info, info)
     log.info(
         "convert: %s, %d bytes, ops %s, converter %s",

@@ -62,6 +62,16 @@ def export_onnx(model: GradeModel, path: Path, batch: int) -> None:
         onnx.save(proto, tmp)
 
 
+def with_batch(src: Path, dst: Path, batch: int) -> None:
+    """Copy a static-batch model with a new batch size (inputs and outputs)."""
+    proto = onnx.load(str(src))
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_value = batch
+    # Intermediate shapes are re-inferred by the runtime from the new inputs.
+    del proto.graph.value_info[:]
+    onnx.save(proto, str(dst))
+
+
 def onnx_predict(path: Path, users: np.ndarray, courses: np.ndarray) -> np.ndarray:
     """Run an ONNX model on the CPU over any number of pairs, in static batches."""
     import onnxruntime as ort
@@ -149,6 +159,8 @@ def export(layout: Layout, settings: Settings) -> dict[str, Any]:
         layout.onnx.unlink(missing_ok=True)
         raise
     parity.update(batch=settings.export_batch, opset=OPSET)
+    if settings.recommend_model:
+        parity["recommend_model"] = export_recommend(layout, len(dataset.courses))
     write_json(layout.export_check, parity)
     log.info(
         "export: %s, batch %d, parity max |diff| %.2g over %d held-out pairs",
@@ -158,6 +170,25 @@ def export(layout: Layout, settings: Settings) -> dict[str, Any]:
         parity["pairs"],
     )
     return parity
+
+
+def export_recommend(layout: Layout, courses: int) -> dict[str, Any]:
+    """The exported graph with a batch of ``courses``, checked against it."""
+    with atomic_path(layout.onnx_recommend) as tmp:
+        with_batch(layout.onnx, tmp, courses)
+        pairs = np.zeros(courses, dtype=np.int32), np.arange(courses, dtype=np.int32)
+        diff = float(
+            np.max(
+                np.abs(onnx_predict(tmp, *pairs) - onnx_predict(layout.onnx, *pairs))
+            )
+        )
+        if diff > 0:
+            raise ParityError(
+                f"the {courses}-course recommendation model disagrees with "
+                f"{layout.onnx} by up to {diff:g}; re-run `invoke export`"
+            )
+    log.info("export: %s scores %d courses in one run", layout.onnx_recommend, courses)
+    return {"path": str(layout.onnx_recommend), "batch": courses}
 
 
 def _held_out(

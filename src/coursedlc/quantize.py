@@ -77,6 +77,20 @@ def make_qdq(
         quantize(str(model), str(tmp), config)
 
 
+def _recommend_dlc(layout: Layout, settings: Settings, courses: int) -> dict[str, Any]:
+    # The QDQ graph with only its batch changed keeps the calibrated encodings.
+    from coursedlc.export import with_batch
+
+    with atomic_path(layout.qdq_recommend) as tmp:
+        with_batch(layout.qdq, tmp, courses)
+    return qnn.write_dlc(
+        layout.qdq_recommend,
+        layout.int8_recommend_dlc,
+        settings.soc_model,
+        layout.logs / "quantize.log",
+    )
+
+
 def quantize(layout: Layout, settings: Settings) -> dict[str, Any]:
     """Run the quantize stage: write the QDQ model and the int8 DLC."""
     if not layout.onnx.exists():
@@ -127,6 +141,8 @@ def quantize(layout: Layout, settings: Settings) -> dict[str, Any]:
             layout.logs / "quantize.log",
         )
         info["made_by"] = backend.describe()
+        if settings.recommend_model:
+            info["recommend"] = _recommend_dlc(layout, settings, len(dataset.courses))
     write_json(layout.calibration, record)
     write_json(layout.int8_dlc_info, info)
     log.info(

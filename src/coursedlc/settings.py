@@ -52,6 +52,9 @@ class Settings(BaseModel):
     patience: int = Field(8, ge=1)
 
     export_batch: int = Field(1, ge=1)
+    # Also export (and convert, quantize) a model whose batch is the number of
+    # courses: one inference scores every course for a student.
+    recommend_model: bool = True
     parity_samples: int = Field(2000, ge=1)
     parity_tolerance: float = Field(1e-3, gt=0)
 
@@ -141,10 +144,14 @@ class Layout:
         self.onnx = self.onnx_dir / "model.onnx"
         self.export_check = self.onnx_dir / "parity.json"
         self.qdq = self.onnx_dir / "model_qdq.onnx"
+        self.onnx_recommend = self.onnx_dir / "model_recommend.onnx"
+        self.qdq_recommend = self.onnx_dir / "model_recommend_qdq.onnx"
         self.calibration = self.onnx_dir / "calibration.json"
         self.dlc_dir = self.out / "dlc"
         self.float_dlc = self.dlc_dir / "model_float.dlc"
         self.int8_dlc = self.dlc_dir / "model_quantized.dlc"
+        self.float_recommend_dlc = self.dlc_dir / "model_recommend_float.dlc"
+        self.int8_recommend_dlc = self.dlc_dir / "model_recommend_quantized.dlc"
         self.float_dlc_info = self.dlc_dir / "model_float.json"
         self.int8_dlc_info = self.dlc_dir / "model_quantized.json"
         self.verify = self.out / "verify.json"

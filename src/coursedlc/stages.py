@@ -45,6 +45,10 @@ def _embedded(settings: Settings) -> bool:
     return resolve(settings).sdk is None
 
 
+def _recommend_dlcs(settings: Settings) -> bool:
+    return settings.recommend_model and _embedded(settings)
+
+
 def _run_prepare(layout: Layout, s: Settings) -> Any:
     from coursedlc.dataset import prepare
 
@@ -147,17 +151,31 @@ STAGES: tuple[Stage, ...] = (
         "export",
         _run_export,
         inputs=lambda lay, s: [lay.weights, lay.metrics, *_arrays(lay), lay.vocab],
-        outputs=lambda lay, s: [lay.onnx, lay.export_check],
-        params=("export_batch", "parity_samples", "parity_tolerance", "seed"),
+        outputs=lambda lay, s: (
+            [lay.onnx, lay.export_check]
+            + ([lay.onnx_recommend] if s.recommend_model else [])
+        ),
+        params=(
+            "export_batch",
+            "parity_samples",
+            "parity_tolerance",
+            "seed",
+            "recommend_model",
+        ),
         code=("export", "model", "train", "files"),
         packages=("torch", "onnx", "onnxruntime"),
     ),
     Stage(
         "convert",
         _run_convert,
-        inputs=lambda lay, s: [lay.onnx],
-        outputs=lambda lay, s: [lay.float_dlc, lay.float_dlc_info],
-        params=(*BACKEND_PARAMS, "tool_timeout"),
+        inputs=lambda lay, s: (
+            [lay.onnx] + ([lay.onnx_recommend] if s.recommend_model else [])
+        ),
+        outputs=lambda lay, s: (
+            [lay.float_dlc, lay.float_dlc_info]
+            + ([lay.float_recommend_dlc] if _recommend_dlcs(s) else [])
+        ),
+        params=(*BACKEND_PARAMS, "tool_timeout", "recommend_model"),
         code=("convert", "qnn", "dlc", "sdk", "sdk_backend", "backend", "tools"),
         packages=QNN,
     ),
@@ -170,9 +188,15 @@ STAGES: tuple[Stage, ...] = (
         outputs=lambda lay, s: (
             [lay.int8_dlc, lay.int8_dlc_info, lay.calibration]
             + ([lay.qdq] if _embedded(s) else [])
+            + (
+                [lay.qdq_recommend, lay.int8_recommend_dlc]
+                if _recommend_dlcs(s)
+                else []
+            )
         ),
         params=(
             *BACKEND_PARAMS,
+            "recommend_model",
             "calibration_samples",
             "activation_type",
             "weight_type",

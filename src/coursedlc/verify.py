@@ -14,27 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from coursedlc import qnn
 from coursedlc.backend import resolve
 from coursedlc.dataset import Dataset
 from coursedlc.errors import AccuracyError, StageInputError
-from coursedlc.export import onnx_predict, run_batched
+from coursedlc.export import onnx_predict, run_batched, with_batch
 from coursedlc.files import write_json
 from coursedlc.settings import Layout, Settings
 
 log = logging.getLogger(__name__)
-
-
-def with_batch(src: Path, dst: Path, batch: int) -> None:
-    """Copy a static-batch model with a new batch size (inputs and outputs)."""
-    proto = onnx.load(str(src))
-    for value in [*proto.graph.input, *proto.graph.output]:
-        value.type.tensor_type.shape.dim[0].dim_value = batch
-    # Intermediate shapes are re-inferred by the runtime from the new inputs.
-    del proto.graph.value_info[:]
-    onnx.save(proto, str(dst))
 
 
 def htp_predict(
