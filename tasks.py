@@ -242,10 +242,20 @@ def verify(
     )
 
 
-@task(help=COMMON)
-def report(c, out=None, verbose=False, data=None, seed=None):
-    """Write report.md and report.json from the stages' records."""
-    _run(c, "report", verbose, out=out)
+@task(help={**COMMON, "compare": "another build folder: print metric differences"})
+def report(c, out=None, compare=None, verbose=False, data=None, seed=None):
+    """Write report.md, report.html and report.json; or compare two builds."""
+    if compare is None:
+        _run(c, "report", verbose, out=out)
+        return
+    from coursedlc.report import compare as diff
+    from coursedlc.report import format_comparison
+
+    try:
+        ours = _settings(c, {"out": out}).out
+        print(format_comparison(diff(ours, Path(compare)), ours, Path(compare)))
+    except CourseDLCError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(

@@ -17,6 +17,7 @@ from typing import Any
 
 from coursedlc import manifest
 from coursedlc.errors import CourseDLCError, StageInputError
+from coursedlc.files import write_json
 from coursedlc.settings import Layout, Settings
 from coursedlc.stages import BY_NAME, STAGES, Stage
 
@@ -149,14 +150,20 @@ def build(
     ran = []
     with locked(layout):
         entries = manifest.load(layout)
+        status: list[tuple[str, str]] = []
         for stage in STAGES:
+            if stage.name == "report":
+                # What this build did, for the report to show (not an input).
+                write_json(layout.last_build, status)
             current = manifest.fingerprint(stage, layout, settings)
             reason = manifest.why_stale(entries.get(stage.name), current, layout)
             if force or stage.name in forced:
                 reason = "forced"
             if reason is None:
                 log.info("%s: up to date, skipping", stage.name)
+                status.append((stage.name, "up to date, skipped"))
                 continue
+            status.append((stage.name, f"ran: {reason}"))
             log.debug("%s: running because %s", stage.name, reason)
             _execute(stage, layout, settings, entries, current)
             ran.append(stage.name)

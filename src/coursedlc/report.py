@@ -40,6 +40,10 @@ def artifacts(layout: Layout) -> dict[str, dict[str, Any]]:
         layout.qdq,
         layout.float_dlc,
         layout.int8_dlc,
+        layout.onnx_recommend,
+        layout.qdq_recommend,
+        layout.float_recommend_dlc,
+        layout.int8_recommend_dlc,
     ]
     return {
         str(p.relative_to(layout.out).as_posix()): {
@@ -82,6 +86,7 @@ def collect(layout: Layout, settings: Settings) -> dict[str, Any]:
         "verify": read_json(layout.verify),
         "artifacts": artifacts(layout),
         "tools": tool_versions(),
+        "stages": read_json(layout.last_build) if layout.last_build.exists() else [],
     }
 
 
@@ -176,5 +181,80 @@ def write_report(layout: Layout, settings: Settings) -> dict[str, Any]:
     write_json(layout.report_json, report)
     with atomic_path(layout.report_md) as tmp:
         tmp.write_text(render_markdown(report), encoding="utf-8")
-    log.info("report: %s", layout.report_md)
+    from coursedlc.report_html import render
+
+    with atomic_path(layout.report_html) as tmp:
+        tmp.write_text(render(layout, report), encoding="utf-8")
+    log.info("report: %s and %s", layout.report_md, layout.report_html)
     return report
+
+
+METRICS = (
+    ("enrollments", ("data", "enrollments")),
+    ("train RMSE", ("training", "rmse", "train")),
+    ("validation RMSE", ("training", "rmse", "validation")),
+    ("test RMSE (float)", ("training", "rmse", "test")),
+    ("test RMSE (global mean)", ("training", "baseline_global_mean_rmse", "test")),
+    ("test RMSE (int8)", ("verify", "int8_rmse")),
+    ("int8/float", ("verify", "int8_vs_float_ratio")),
+    ("max |float - int8|", ("verify", "max_abs_float_int8")),
+    ("epochs run", ("training", "training", "epochs_run")),
+    ("float DLC bytes", ("dlc", "float", "bytes")),
+    ("int8 DLC bytes", ("dlc", "int8", "bytes")),
+)
+
+
+def compare(ours: Path, theirs: Path) -> list[tuple[str, Any, Any, Any]]:
+    """(metric, other build's value, this build's value, change) per metric.
+
+    Raises:
+        StageInputError: either build folder has no report.json.
+    """
+    reports = []
+    for folder in (theirs, ours):
+        path = Layout(folder).report_json
+        if not path.is_file():
+            raise StageInputError(f"no {path}: run `invoke build --out {folder}`")
+        reports.append(read_json(path))
+    rows = []
+    for label, keys in METRICS:
+        old, new = (_dig(r, keys) for r in reports)
+        change = (
+            new - old
+            if isinstance(old, (int, float)) and isinstance(new, (int, float))
+            else None
+        )
+        rows.append((label, old, new, change))
+    return rows
+
+
+def _dig(report: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = report
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def format_comparison(
+    rows: list[tuple[str, Any, Any, Any]], ours: Path, theirs: Path
+) -> str:
+    """The comparison as an aligned text table."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    table = [("metric", str(theirs), str(ours), "change")]
+    table += [
+        (m, cell(o), cell(n), "-" if c is None else f"{c:+.4f}".rstrip("0").rstrip("."))
+        for m, o, n, c in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in table
+    )

@@ -226,7 +226,7 @@ STAGES: tuple[Stage, ...] = (
             [lay.onnx, lay.int8_dlc, *_arrays(lay)]
             + ([lay.qdq] if _embedded(s) else [])
         ),
-        outputs=lambda lay, s: [lay.verify],
+        outputs=lambda lay, s: [lay.verify, lay.predictions],
         params=(*BACKEND_PARAMS, "int8_tolerance", "verify_batch"),
         code=("verify", "qnn", "sdk_backend", "backend", "export"),
         packages=(*QNN, "onnx"),
@@ -248,10 +248,11 @@ STAGES: tuple[Stage, ...] = (
             lay.onnx,
             lay.float_dlc,
             lay.int8_dlc,
+            lay.predictions,
         ],
-        outputs=lambda lay, s: [lay.report_md, lay.report_json],
+        outputs=lambda lay, s: [lay.report_md, lay.report_json, lay.report_html],
         params=(),
-        code=("report",),
+        code=("report", "report_html"),
         packages=("matplotlib",),
     ),
 )

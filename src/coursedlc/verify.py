@@ -20,7 +20,7 @@ from coursedlc.backend import resolve
 from coursedlc.dataset import Dataset
 from coursedlc.errors import AccuracyError, StageInputError
 from coursedlc.export import onnx_predict, run_batched, with_batch
-from coursedlc.files import write_json
+from coursedlc.files import atomic_path, write_json
 from coursedlc.settings import Layout, Settings
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,14 @@ def verify(layout: Layout, settings: Settings) -> dict[str, Any]:
         log.warning("verify: %s", result["note"])
     else:
         _compare(result, float_pred, int8_pred, grades, settings.int8_tolerance)
+
+    # Per-pair predictions for the report's plots: float, int8 (NaN when the
+    # int8 DLC was not executed), in the test split's order.
+    both = np.stack(
+        [float_pred, float_pred * np.nan if int8_pred is None else int8_pred], 1
+    )
+    with atomic_path(layout.predictions) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, both, allow_pickle=False)
     write_json(layout.verify, result)
     return result
 
