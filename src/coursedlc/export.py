@@ -188,7 +188,7 @@ def export_recommend(layout: Layout, courses: int) -> dict[str, Any]:
                 f"{layout.onnx} by up to {diff:g}; re-run `invoke export`"
             )
     log.info("export: %s scores %d courses in one run", layout.onnx_recommend, courses)
-    return {"path": str(layout.onnx_recommend), "batch": courses}
+    return {"file": layout.onnx_recommend.name, "batch": courses}
 
 
 def _held_out(
