@@ -7,9 +7,11 @@ invoke.yaml, then the command line.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,15 @@ SDK_QUANT = {
 }
 
 
+@contextlib.contextmanager
+def _exit_on_error() -> Iterator[None]:
+    """Turn coursedlc's errors into Invoke's Exit: the message and a non-zero code."""
+    try:
+        yield
+    except CourseDLCError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
+
+
 def _settings(c: Context, options: dict[str, Any]) -> Settings:
     # Precedence: defaults < invoke.yaml < environment (QAIRT_SDK_ROOT) < options.
     return Settings.load(
@@ -91,12 +102,10 @@ def _run(
     force_stages: tuple[str, ...] = (),
     **options: Any,
 ) -> None:
-    try:
+    with _exit_on_error():
         settings = _settings(c, options)
         logs.configure(settings.out, verbose)
         pipeline.run(stage, settings, force, force_stages)
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(help={**COMMON, **PREPARE})
@@ -251,11 +260,9 @@ def report(c, out=None, compare=None, verbose=False, data=None, seed=None):
     from coursedlc.report import compare as diff
     from coursedlc.report import format_comparison
 
-    try:
+    with _exit_on_error():
         ours = _settings(c, {"out": out}).out
         print(format_comparison(diff(ours, Path(compare)), ours, Path(compare)))
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(
@@ -352,7 +359,7 @@ def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
     from coursedlc.sdk import find_sdk
     from coursedlc.sdk_venv import setup_sdk_venv as setup
 
-    try:
+    with _exit_on_error():
         settings = _settings(c, {"sdk_root": sdk_root, "sdk_venv": venv})
         logs.configure(settings.out, verbose)
         sdk = find_sdk(settings.sdk_root)
@@ -366,8 +373,6 @@ def setup_sdk_venv(c, sdk_root=None, venv=None, python=None, verbose=False):
             python=python,
             version=settings.sdk_python,
         )
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(
@@ -383,12 +388,10 @@ def recommend(c, student, top=5, model="float", out=None, verbose=False):
     """Recommend the courses a student has not taken, by predicted grade."""
     from coursedlc.ranking import recommend as rank
 
-    try:
+    with _exit_on_error():
         settings = _settings(c, {"out": out})
         logs.configure(None, verbose)
         found = rank(student, settings.out, int(top), model, settings.soc_model)
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
     if not found:
         print(f"{student} has taken every course in the model.")
         return
@@ -410,23 +413,19 @@ def image(c, out=None, base_image=None, force=False, verbose=False):
     """Build the training image (tagged by its environment's hash)."""
     from coursedlc.container import build_image
 
-    try:
+    with _exit_on_error():
         settings = _settings(c, {"out": out, "base_image": base_image})
         logs.configure(settings.out, verbose)
         build_image(Layout(settings.out), settings.base_image, force=force)
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
 
 
 @task(help={"out": "build folder to delete, default build/"})
 def clean(c, out=None):
     """Delete the build folder (only if coursedlc made it)."""
-    try:
+    with _exit_on_error():
         layout = Layout(
             Settings.load(dict(c.config.get("coursedlc", {})), {"out": out}).out
         )
-    except CourseDLCError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
     if not layout.out.exists():
         return
     if not layout.marker.exists():

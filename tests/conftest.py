@@ -45,6 +45,18 @@ def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.fixture(autouse=True)
+def _plain_logging():
+    """Undo what a command run in-process did to logging (pytest's capture needs
+    coursedlc's records to reach the root logger)."""
+    yield
+    ours = logging.getLogger("coursedlc")
+    for handler in list(ours.handlers):
+        ours.removeHandler(handler)
+        handler.close()
+    ours.propagate = True
+
+
 @pytest.fixture
 def write_grades(tmp_path: Path) -> Callable[[Any], Path]:
     """Write a grade file (an object as JSON, or raw text/bytes) and return it."""

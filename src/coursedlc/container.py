@@ -31,18 +31,6 @@ IMAGE = "coursedlc-train"
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 TAIL = 20
 
-# Settings the train stage reads, passed to the container's command line.
-TRAIN_SETTINGS = (
-    "seed",
-    "model",
-    "dim",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "patience",
-)
-
 
 def client() -> Any:
     """A Docker SDK client for ``DOCKER_HOST``, checked to answer.
@@ -211,7 +199,10 @@ def run_train(layout: Layout, settings: Settings, image: str) -> None:
     engine = client()
     out = layout.out.resolve()
     command = ["train", "--out", "/build"]
-    for name in TRAIN_SETTINGS:
+    from coursedlc.stages import BY_NAME
+
+    # Exactly the settings that shape the train stage's outputs.
+    for name in BY_NAME["train"].params:
         command += [f"--{name.replace('_', '-')}", str(getattr(settings, name))]
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
     log.info(
