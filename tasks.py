@@ -445,11 +445,23 @@ def clean(c, out=None):
     }
 )
 def test(c, k=None, fast=False):
-    """Run ruff, mypy and the test suite."""
+    """Run ruff, mypy, bandit and the test suite."""
     steps = [
         [sys.executable, "-m", "ruff", "check", "."],
         [sys.executable, "-m", "ruff", "format", "--check", "."],
         [sys.executable, "-m", "mypy"],
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-q",
+            "-c",
+            "pyproject.toml",
+            "-r",
+            "src",
+            "scripts",
+            "tasks.py",
+        ],
         [sys.executable, "-m", "pytest"]
         + (["-k", k] if k else [])
         + (["-m", "not slow"] if fast else []),

@@ -256,12 +256,13 @@ def encode_and_split(
     settings_seed: int,
     validation_fraction: float,
     test_fraction: float,
+    source: Path | str = "the grade file",
 ) -> Dataset:
     """Index students and courses (sorted ids) and split enrollments by seed."""
     if len(records) < MIN_ENROLLMENTS:
         raise DataError(
-            f"only {len(records)} enrollment(s) after validation; at least "
-            f"{MIN_ENROLLMENTS} are needed to fill train, validation and test"
+            f"{source}: only {len(records)} enrollment(s) after validation; at "
+            f"least {MIN_ENROLLMENTS} are needed to fill train, validation and test"
         )
     students = sorted({r.student for r in records})
     courses = sorted({r.course for r in records})
@@ -338,7 +339,13 @@ def prepare(
             first.semester,
         )
     dataset = encode_and_split(
-        kept, grade_min, grade_max, seed, validation_fraction, test_fraction
+        kept,
+        grade_min,
+        grade_max,
+        seed,
+        validation_fraction,
+        test_fraction,
+        data,
     )
     _warn_narrow_scale(dataset)
 
