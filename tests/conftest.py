@@ -15,8 +15,10 @@ import pytest
 
 from coursedlc import pipeline, synthetic
 from coursedlc.settings import Layout, Settings
+from fake_sdk import make_fake_sdk, make_tool_venv
 
 ROOT = Path(__file__).resolve().parents[1]
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 OULAD = ROOT / "data" / "oulad-grades.json"
 
 # Child Pythons the tests start import this checkout's code too, whichever
@@ -96,3 +98,36 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Layout]:
     logging.getLogger("coursedlc").setLevel(logging.INFO)
     pipeline.build(settings)
     return settings, Layout(settings.out)
+
+
+def sdk_build(config, root, data, out, *extra: str):
+    """``invoke build`` with the SDK backend, the fake SDK and its venv."""
+    return invoke(
+        "-f",
+        str(config),
+        "build",
+        "--backend",
+        "sdk",
+        "--sdk-root",
+        str(root),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
+@pytest.fixture
+def sdk_setup(tmp_path):
+    """A fake SDK, a venv for it, grades, and an Invoke config naming them."""
+    base = tmp_path / "it's a folder"  # a space and a quote in every path
+    root = make_fake_sdk(base / "qairt 2.36")
+    venv = make_tool_venv(base / "sdk venv")
+    data = base / "grades.json"
+    data.write_text(json.dumps(small_grades()))
+    config = tmp_path / "sdk.yaml"
+    config.write_text(
+        f"coursedlc:\n  sdk_python: '{PY}'\n  sdk_venv: \"{venv}\"\n  epochs: 5\n"
+    )
+    return root, venv, data, config, base / "my build"

@@ -52,6 +52,9 @@ def check_environment(python_tool=True):
             fail(f"No module named 'libPyIrGraph' (Python {have}, built for {wanted})")
     with open(ROOT / "calls.jsonl", "a") as log:
         log.write(json.dumps({"tool": TOOL, "argv": sys.argv[1:]}) + "\n")
+    if (ROOT / f"hang-{TOOL}").exists():
+        import time
+        time.sleep(600)
     if (ROOT / f"fail-{TOOL}").exists():
         print("loading model ...\nsomething went wrong inside the tool")
         fail("simulated failure", code=3)
@@ -62,9 +65,15 @@ def parser():
 
 
 def write_fake_dlc(path, inputs):
+    if (ROOT / f"silent-{TOOL}").exists():
+        print("done")  # and writes nothing
+        return
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("model", b"FAKE QAIRT DLC: placeholder, not a model")
+        archive.writestr("model", b"FAKE QAIRT DLC: placeholder, not a model" * 50)
         archive.writestr("fake_inputs.json", json.dumps(inputs))
+    if (ROOT / f"truncate-{TOOL}").exists():
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 3])
     print(f"wrote fake DLC {path}")
 
 

@@ -27,7 +27,7 @@ def test_html_report_is_self_contained(built):
     for heading in (
         "Data",
         "Accuracy on the test split",
-        "Worst 10 courses",
+        "Courses with the largest test error",
         "DLC files",
         "Artifacts",
         "Stages in the last build",

@@ -16,10 +16,7 @@ from coursedlc.settings import Settings, environment_layer
 from coursedlc.tools import run_tool
 from fake_sdk import LEGACY, MODERN, calls, make_fake_sdk, make_tool_venv
 
-from conftest import ROOT, invoke, small_grades
-
-PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
-
+from conftest import PY, ROOT, invoke, sdk_build
 
 # Finding the SDK -------------------------------------------------------------
 
@@ -132,39 +129,6 @@ def test_fake_rejects_the_legacy_input_dim_flag(tmp_path, built):
 
 
 # End to end through Invoke ------------------------------------------------------
-
-
-def sdk_build(config, root, data, out, *extra: str):
-    """``invoke build`` with the SDK backend, the fake SDK and its venv."""
-    return invoke(
-        "-f",
-        str(config),
-        "build",
-        "--backend",
-        "sdk",
-        "--sdk-root",
-        str(root),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        *extra,
-    )
-
-
-@pytest.fixture
-def sdk_setup(tmp_path):
-    """A fake SDK, a venv for it, grades, and an Invoke config naming them."""
-    base = tmp_path / "it's a folder"  # a space and a quote in every path
-    root = make_fake_sdk(base / "qairt 2.36")
-    venv = make_tool_venv(base / "sdk venv")
-    data = base / "grades.json"
-    data.write_text(json.dumps(small_grades()))
-    config = tmp_path / "sdk.yaml"
-    config.write_text(
-        f"coursedlc:\n  sdk_python: '{PY}'\n  sdk_venv: \"{venv}\"\n  epochs: 5\n"
-    )
-    return root, venv, data, config, base / "my build"
 
 
 def test_build_with_the_sdk_backend_calls_each_tool_exactly(sdk_setup):

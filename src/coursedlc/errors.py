@@ -54,3 +54,7 @@ class SdkError(CourseDLCError):
 
 class ContainerError(ToolError):
     """The container engine is missing, or an image build or container failed."""
+
+
+class WriteError(CourseDLCError):
+    """The build folder cannot be written (disk full, read-only, no permission)."""

@@ -41,6 +41,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     os.chmod(tmp, FILE_MODE)
     try:
         yield tmp
+        # Whatever wrote it (a tool may replace the file), the artifact gets
+        # the caller's usual mode.
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

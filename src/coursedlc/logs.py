@@ -37,8 +37,16 @@ def configure(out: Path | None, verbose: bool = False) -> None:
     root.addHandler(console)
 
     if out is not None:
-        (Path(out) / "logs").mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(Path(out) / "logs" / "coursedlc.log", "a", "utf-8")
+        try:
+            (Path(out) / "logs").mkdir(parents=True, exist_ok=True)
+            file = logging.FileHandler(
+                Path(out) / "logs" / "coursedlc.log", "a", "utf-8"
+            )
+        except OSError as exc:
+            # A read-only or full build folder is reported by the stage that
+            # tries to write it; logging goes on to the console.
+            root.warning("no log file in %s: %s", out, exc.strerror)
+            return
         file.setLevel(logging.DEBUG)
         file.setFormatter(logging.Formatter(FORMAT_FILE))
         root.addHandler(file)

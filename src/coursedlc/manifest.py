@@ -107,7 +107,9 @@ def why_stale(
     and those it made, are still on disk as they were.
     """
     if entry is None:
-        return "it has not run in this build folder"
+        return (
+            "no finished run is recorded (never ran here, or was interrupted or failed)"
+        )
     if current is None:
         for name, digest in entry.get("inputs", {}).items():
             path = _path(name, layout)
@@ -135,6 +137,6 @@ def _difference(key: str, old: Any, new: Any) -> str:
         if key != "inputs"
         else k
         for k in changed[:3]
-    )
+    ) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
     label = {"params": "settings", "inputs": "inputs", "tools": "tool versions"}[key]
     return f"{label} changed ({shown})"

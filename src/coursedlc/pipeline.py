@@ -9,6 +9,7 @@ build folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from coursedlc import manifest
-from coursedlc.errors import CourseDLCError, StageInputError
+from coursedlc.errors import CourseDLCError, StageInputError, WriteError
 from coursedlc.files import write_json
 from coursedlc.settings import Layout, Settings
 from coursedlc.stages import BY_NAME, STAGES, Stage
@@ -32,6 +33,26 @@ FOR_HOST = "COURSEDLC_FOR_HOST"
 
 class LockedError(CourseDLCError):
     """Another coursedlc run holds the build folder."""
+
+
+# Errors of the disk, not of our code: reported as what to do about them.
+DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+@contextlib.contextmanager
+def disk_errors_explained(layout: Layout) -> Iterator[None]:
+    """Turn a full, read-only or forbidden build folder into a :class:`WriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        raise WriteError(
+            f"cannot write {exc.filename or layout.out}: {exc.strerror}. Free space "
+            f"on that disk or make {layout.out} writable (or pass another --out); "
+            "finished artifacts were left as they were and the stage that failed "
+            "will run again next time"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -99,7 +120,7 @@ def check_upstream(
             stale.append((earlier.name, reason))
     if stale:
         name, reason = stale[0]
-        if entries.get(name) is None:
+        if entries.get(name) is None:  # never finished here
             raise StageInputError(
                 f"{stage.name} needs what `{name}` makes, and {name} has not run in "
                 f"{layout.out}: run `invoke {name}` first (or `invoke build`)"
@@ -121,7 +142,7 @@ def run_stage(name: str, settings: Settings) -> Any:
     stage = BY_NAME[name]
     if os.environ.get(FOR_HOST) == "1":
         return stage.run(layout, settings)
-    with locked(layout):
+    with disk_errors_explained(layout), locked(layout):
         entries = manifest.load(layout)
         check_upstream(stage, layout, settings, entries)
         current = manifest.fingerprint(stage, layout, settings)
@@ -148,7 +169,7 @@ def build(
     resolve(settings)
     layout = Layout(settings.out)
     ran = []
-    with locked(layout):
+    with disk_errors_explained(layout), locked(layout):
         entries = manifest.load(layout)
         status: list[tuple[str, str]] = []
         for stage in STAGES:

@@ -74,6 +74,7 @@ def recommend(
         raise CourseDLCError(f"--top is {top}; ask for at least one course")
     if model not in ("float", "int8"):
         raise CourseDLCError(f"--model is {model!r}; use float or int8")
+    student = str(student)  # ids are strings in the vocabulary, even "100064"
     layout = Layout(Path(build))
     data = Dataset.load(layout)
 

@@ -87,7 +87,15 @@ def collect(layout: Layout, settings: Settings) -> dict[str, Any]:
         "artifacts": artifacts(layout),
         "tools": tool_versions(),
         "stages": read_json(layout.last_build) if layout.last_build.exists() else [],
+        "worst_courses": _worst_courses(layout),
     }
+
+
+def _worst_courses(layout: Layout) -> list[dict[str, Any]]:
+    from coursedlc.report_html import worst_courses
+
+    keys = ("course", "test_pairs", "float_rmse", "int8_rmse")
+    return [dict(zip(keys, row, strict=True)) for row in worst_courses(layout)]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -153,6 +161,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| `{Path(dlc['path']).name}` | {dlc['bytes']} | {ops or '-'} | {maker} | "
             f"{dlc.get('converter_version') or '-'} |"
         )
+    lines += [
+        "",
+        "## Courses with the largest test error",
+        "",
+        "| course | test pairs | float RMSE | int8 RMSE |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {w['course']} | {w['test_pairs']} | {w['float_rmse']} | {w['int8_rmse']} |"
+        for w in report["worst_courses"]
+    ]
+    lines += ["", "## Stages in the last build", ""]
+    lines += [f"- {name}: {status}" for name, status in report["stages"]]
     lines += ["", "## Artifacts", "", "| file | bytes | sha256 |", "|---|---:|---|"]
     for name, art in report["artifacts"].items():
         lines.append(f"| `{name}` | {art['bytes']} | `{art['sha256']}` |")

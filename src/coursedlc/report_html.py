@@ -24,7 +24,7 @@ body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222
 h1 { border-bottom: 2px solid #444; } h2 { margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .6em 0; }
 td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-td:last-child { font-family: monospace; }
+td.text { text-align: left; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 .plots figure { margin: 0; } figcaption { font-size: .9em; color: #555; }
@@ -157,7 +157,7 @@ def render(layout: Layout, report: dict[str, Any]) -> str:
             ],
         ),
         '<div class="plots">' + "".join(plots(layout, report)) + "</div>",
-        f"<h2>Worst {WORST_COURSES} courses</h2>",
+        "<h2>Courses with the largest test error</h2>",
         _table(
             ["course", "test pairs", "float RMSE", "int8 RMSE"], worst_courses(layout)
         ),
