@@ -47,6 +47,11 @@ COMMON = {
 PREPARE = {
     "grade_min": "lowest grade of the scale (default 0)",
     "grade_max": "highest grade of the scale (default 100)",
+    "grade_scale": "numeric (default) or letter (A+ ... F, points from letter_points)",
+    "column_student": "CSV/Parquet: column of the student id (default student)",
+    "column_semester": "CSV/Parquet: column of the semester (default semester)",
+    "column_course": "CSV/Parquet: column of the course id (default course)",
+    "column_grade": "CSV/Parquet: column of the grade (default grade)",
 }
 TRAIN = {
     "runner": "local (default), docker (the training container) or auto",
@@ -110,7 +115,18 @@ def _run(
 
 @task(help={**COMMON, **PREPARE})
 def prepare(
-    c, data=None, out=None, seed=None, grade_min=None, grade_max=None, verbose=False
+    c,
+    data=None,
+    out=None,
+    seed=None,
+    grade_min=None,
+    grade_max=None,
+    grade_scale=None,
+    column_student=None,
+    column_semester=None,
+    column_course=None,
+    column_grade=None,
+    verbose=False,
 ):
     """Validate the grade file, encode ids, split by seed."""
     _run(
@@ -122,6 +138,11 @@ def prepare(
         seed=seed,
         grade_min=grade_min,
         grade_max=grade_max,
+        grade_scale=grade_scale,
+        column_student=column_student,
+        column_semester=column_semester,
+        column_course=column_course,
+        column_grade=column_grade,
     )
 
 
@@ -287,6 +308,11 @@ def build(
     seed=None,
     grade_min=None,
     grade_max=None,
+    grade_scale=None,
+    column_student=None,
+    column_semester=None,
+    column_course=None,
+    column_grade=None,
     model=None,
     runner=None,
     base_image=None,
@@ -323,6 +349,11 @@ def build(
         seed=seed,
         grade_min=grade_min,
         grade_max=grade_max,
+        grade_scale=grade_scale,
+        column_student=column_student,
+        column_semester=column_semester,
+        column_course=column_course,
+        column_grade=column_grade,
         model=model,
         runner=runner,
         base_image=base_image,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from coursedlc import dataset
 from coursedlc.errors import DataError
+from coursedlc.scale import GradeScale
 
 SCALARS = (
     st.none()
@@ -48,7 +49,7 @@ def run(tmp_path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     try:
         raw = dataset.read_grade_file(path)
-        records = dataset.validate_records(raw, path, 0.0, 100.0)
+        records = dataset.validate_records(raw, path, GradeScale(0.0, 100.0))
         kept, _ = dataset.deduplicate(records)
         ds = dataset.encode_and_split(kept, 0.0, 100.0, 0, 0.1, 0.1, path)
     except DataError as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,16 @@ import numpy as np
 
 from coursedlc.errors import DataError, StageInputError
 from coursedlc.files import atomic_path, read_json, sha256, write_json
+from coursedlc.scale import GradeScale
 from coursedlc.settings import Layout
+from coursedlc.tables import SUFFIXES, Columns, read_table, table_rows
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 MAX_REPORTED = 20  # errors listed in one message; the total is always given
 MIN_ENROLLMENTS = 10  # fewer cannot fill a train, validation and test split
+MAX_ID = 200  # longer ids are export accidents (a whole row in one cell)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Dataset:
         mask = self.split == SPLITS.index(name)
         return self.user[mask], self.course[mask], self.grade[mask]
 
-    def save(self, layout: Layout) -> None:
+    def save(self, layout: Layout, scale: GradeScale | None = None) -> None:
         """Write the arrays (plain .npy, no pickle) and the vocabulary JSON."""
         for name in ("user", "course", "grade", "split"):
             target = layout.data_dir / f"{name}.npy"
@@ -75,7 +77,9 @@ class Dataset:
             {
                 "students": self.students,
                 "courses": self.courses,
-                "grade_scale": {"min": self.grade_min, "max": self.grade_max},
+                "grade_scale": (
+                    scale or GradeScale(self.grade_min, self.grade_max)
+                ).describe(),
             },
         )
 
@@ -113,7 +117,8 @@ def read_grade_file(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark, as some Windows tools write, is accepted.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; pass --data PATH") from None
     except UnicodeDecodeError as exc:
@@ -156,7 +161,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def validate_records(
-    raw: dict[str, Any], source: Path, grade_min: float, grade_max: float
+    raw: dict[str, Any], source: Path, scale: GradeScale
 ) -> list[Record]:
     """Check every record; return them all or raise one error listing problems.
 
@@ -166,7 +171,7 @@ def validate_records(
     problems: list[str] = []
     records: list[Record] = []
     for key, items in raw.items():
-        where = f"{source}: key {key!r}"
+        where = f"{source}: key {_clip(key)!r}"
         student, sep, semester = key.rpartition("-")
         if not sep or not student or not semester:
             problems.append(
@@ -174,60 +179,59 @@ def validate_records(
                 "last '-' is the semester)"
             )
             continue
+        if len(student) > MAX_ID:
+            problems.append(f"{where}: student id longer than {MAX_ID} characters")
+            continue
         if not isinstance(items, list):
             problems.append(
                 f"{where}: value is {_show(items)}, expected a list of records"
             )
             continue
         for index, item in enumerate(items):
-            problem = _check_item(item, grade_min, grade_max)
+            course, points, problem = _check_item(item, scale)
             if problem:
                 problems.append(f"{where}, index {index}: {problem}")
                 continue
-            records.append(
-                Record(
-                    student,
-                    semester,
-                    item["course_id"],
-                    float(item["course_grade"]),
-                    len(records),
-                )
-            )
-
-    if problems:
-        shown = "\n  ".join(problems[:MAX_REPORTED])
-        more = len(problems) - MAX_REPORTED
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        hint = "Fix the records"
-        if any("outside the declared scale" in p for p in problems):
-            hint += ", or declare the data's grade scale with --grade-min/--grade-max"
-        raise DataError(
-            f"{len(problems)} invalid record(s) in {source}:\n  {shown}{tail}\n{hint}."
-        )
+            records.append(Record(student, semester, course, points, len(records)))
+    _raise_problems(problems, source)
     return records
 
 
-def _check_item(item: Any, grade_min: float, grade_max: float) -> str | None:
+def _raise_problems(problems: list[str], source: Path) -> None:
+    if not problems:
+        return
+    shown = "\n  ".join(problems[:MAX_REPORTED])
+    more = len(problems) - MAX_REPORTED
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    hint = "Fix the records"
+    if any("outside the declared scale" in p for p in problems):
+        hint += ", or declare the data's grade scale with --grade-min/--grade-max"
+    raise DataError(
+        f"{len(problems)} invalid record(s) in {source}:\n  {shown}{tail}\n{hint}."
+    )
+
+
+def _check_item(item: Any, scale: GradeScale) -> tuple[str, float, str | None]:
     if not isinstance(item, dict):
-        return f"record is {_show(item)}, expected an object"
+        return "", 0.0, f"record is {_show(item)}, expected an object"
     if "course_id" not in item:
-        return f"course_id is missing (record {_show(item)})"
+        return "", 0.0, f"course_id is missing (record {_show(item)})"
     course = item["course_id"]
     if not isinstance(course, str) or not course.strip():
-        return f"course_id is {_show(course)}, expected a non-empty string"
+        return "", 0.0, f"course_id is {_show(course)}, expected a non-empty string"
+    if len(course) > MAX_ID:
+        return "", 0.0, f"course_id is longer than {MAX_ID} characters"
     if "course_grade" not in item:
-        return f"course_grade is missing (course_id {course!r})"
-    grade = item["course_grade"]
-    if isinstance(grade, bool) or not isinstance(grade, (int, float)):
-        return f"course_grade is {_show(grade)}, expected a number"
-    if not math.isfinite(grade):
-        return f"course_grade is {grade!r}, expected a finite number"
-    if not grade_min <= grade <= grade_max:
-        return (
-            f"course_grade is {grade!r}, outside the declared scale "
-            f"[{grade_min:g}, {grade_max:g}]"
-        )
-    return None
+        return "", 0.0, f"course_grade is missing (course_id {course!r})"
+    points, problem = scale.convert(item["course_grade"])
+    if problem:
+        return "", 0.0, f"course_grade {problem}"
+    assert points is not None
+    return course, points, None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _show(value: Any) -> str:
@@ -286,7 +290,7 @@ def encode_and_split(
 
 
 def summarize(
-    dataset: Dataset, source: Path, raw: dict[str, Any], replaced: int
+    dataset: Dataset, source: Path, keys: int, replaced: int
 ) -> dict[str, Any]:
     """Facts about the data that the report shows."""
     train_users = set(dataset.part("train")[0].tolist())
@@ -294,7 +298,7 @@ def summarize(
     return {
         "source": str(source),
         "source_sha256": sha256(source),
-        "keys": len(raw),
+        "keys": keys,
         "students": len(dataset.students),
         "courses": len(dataset.courses),
         "enrollments": int(dataset.grade.size),
@@ -323,10 +327,29 @@ def prepare(
     seed: int,
     validation_fraction: float,
     test_fraction: float,
+    *,
+    letters: dict[str, float] | None = None,
+    columns: Columns | None = None,
 ) -> dict[str, Any]:
-    """Run the prepare stage; return the data summary."""
-    raw = read_grade_file(data)
-    records = validate_records(raw, data, grade_min, grade_max)
+    """Run the prepare stage; return the data summary.
+
+    ``data`` is a JSON grade file, or a CSV or Parquet table (by its suffix)
+    with the given ``columns``. With ``letters``, grades are letters mapped to
+    points and the scale is that of the points.
+    """
+    data = Path(data)
+    scale = GradeScale.letter(letters) if letters else GradeScale(grade_min, grade_max)
+    if data.suffix.lower() in SUFFIXES:
+        columns = columns or Columns()
+        frame = read_table(data, columns)
+        rows, problems = table_rows(data, frame, columns, scale)
+        _raise_problems(problems, data)
+        records = [Record(*row, order) for order, row in enumerate(rows)]
+        keys = len({(r.student, r.semester) for r in records})
+    else:
+        raw = read_grade_file(data)
+        records = validate_records(raw, data, scale)
+        keys = len(raw)
     kept, replaced = deduplicate(records)
     if replaced:
         first = replaced[0]
@@ -340,17 +363,24 @@ def prepare(
         )
     dataset = encode_and_split(
         kept,
-        grade_min,
-        grade_max,
+        scale.low,
+        scale.high,
         seed,
         validation_fraction,
         test_fraction,
         data,
     )
     _warn_narrow_scale(dataset)
+    if float(dataset.grade.min()) == float(dataset.grade.max()):
+        log.warning(
+            "%s: every grade is %g; the model can only learn that constant",
+            data,
+            dataset.grade[0],
+        )
 
-    dataset.save(layout)
-    summary = summarize(dataset, data, raw, len(replaced))
+    dataset.save(layout, scale)
+    summary = summarize(dataset, data, keys, len(replaced))
+    summary["grade_scale"] = scale.describe()
     write_json(layout.summary, summary)
     log.info(
         "prepare: %d enrollments, %d students, %d courses (train %d, validation %d, "

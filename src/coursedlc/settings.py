@@ -5,13 +5,22 @@ Defaults live here once; ``invoke.yaml`` and the command line override them.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from coursedlc.errors import ConfigError
+from coursedlc.scale import US_LETTERS
 
 ModelKind = Literal["fm", "concat-linear"]
 QuantType = Literal["uint8", "uint16"]
@@ -32,6 +41,15 @@ class Settings(BaseModel):
     # grades 60-90 on a 0-100 scale must not be stretched to 0-100.
     grade_min: float = 0.0
     grade_max: float = 100.0
+    # "letter": grades are letters, mapped to points by letter_points; the
+    # scale is then that of the points and grade_min/grade_max are unused.
+    grade_scale: Literal["numeric", "letter"] = "numeric"
+    letter_points: dict[str, float] = Field(default_factory=lambda: dict(US_LETTERS))
+    # Column names of a CSV or Parquet grade table.
+    column_student: str = "student"
+    column_semester: str = "semester"
+    column_course: str = "course"
+    column_grade: str = "grade"
 
     seed: int = 0
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
@@ -78,6 +96,12 @@ class Settings(BaseModel):
 
     verify_batch: int = Field(512, ge=1)
     int8_tolerance: float = Field(0.02, ge=0)
+
+    @field_validator("letter_points", mode="before")
+    @classmethod
+    def _letters_from_text(cls, value: Any) -> Any:
+        # From the command line the mapping arrives as JSON text.
+        return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_scale(self) -> Settings:

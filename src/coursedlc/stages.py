@@ -51,6 +51,7 @@ def _recommend_dlcs(settings: Settings) -> bool:
 
 def _run_prepare(layout: Layout, s: Settings) -> Any:
     from coursedlc.dataset import prepare
+    from coursedlc.tables import Columns
 
     return prepare(
         s.data,
@@ -60,6 +61,10 @@ def _run_prepare(layout: Layout, s: Settings) -> Any:
         s.seed,
         s.validation_fraction,
         s.test_fraction,
+        letters=s.letter_points if s.grade_scale == "letter" else None,
+        columns=Columns(
+            s.column_student, s.column_semester, s.column_course, s.column_grade
+        ),
     )
 
 
@@ -121,11 +126,17 @@ STAGES: tuple[Stage, ...] = (
         params=(
             "grade_min",
             "grade_max",
+            "grade_scale",
+            "letter_points",
+            "column_student",
+            "column_semester",
+            "column_course",
+            "column_grade",
             "seed",
             "validation_fraction",
             "test_fraction",
         ),
-        code=("dataset", "files"),
+        code=("dataset", "files", "scale", "tables"),
         packages=("numpy",),
     ),
     Stage(
