@@ -18,25 +18,31 @@ from conftest import invoke, sdk_build
 
 
 @pytest.mark.parametrize(
-    ("switch", "fragment"),
+    ("tool", "switch", "fragment"),
     [
-        ("fail", "qairt-converter failed with exit code 3"),
-        ("hang", "did not finish within 3s and was stopped"),
-        ("silent", "wrote no model_float.dlc"),
-        ("truncate", "not a readable DLC archive"),
+        ("qairt-converter", "fail", "qairt-converter failed with exit code 3"),
+        ("qairt-converter", "hang", "did not finish within 3s and was stopped"),
+        ("qairt-converter", "silent", "wrote no model_float.dlc"),
+        ("qairt-converter", "truncate", "not a readable DLC archive"),
+        ("qairt-quantizer", "fail", "qairt-quantizer failed with exit code 3"),
+        ("qairt-quantizer", "truncate", "not a readable DLC archive"),
     ],
 )
-def test_a_broken_converter_keeps_the_good_dlc(sdk_setup, switch, fragment):
+def test_a_broken_tool_keeps_the_good_dlc(sdk_setup, tool, switch, fragment):
     root, _, data, config, out = sdk_setup
+    stage, dlc = {
+        "qairt-converter": ("convert", out / "dlc" / "model_float.dlc"),
+        "qairt-quantizer": ("quantize", out / "dlc" / "model_quantized.dlc"),
+    }[tool]
     config.write_text(config.read_text() + "  tool_timeout: 3\n")
     assert sdk_build(config, root, data, out).returncode == 0
-    good = (out / "dlc" / "model_float.dlc").read_bytes()
+    good = dlc.read_bytes()
 
-    (root / f"{switch}-qairt-converter").touch()
+    (root / f"{switch}-{tool}").touch()
     broken = invoke(
         "-f",
         str(config),
-        "convert",
+        stage,
         "--backend",
         "sdk",
         "--sdk-root",
@@ -46,14 +52,14 @@ def test_a_broken_converter_keeps_the_good_dlc(sdk_setup, switch, fragment):
     )
     assert broken.returncode != 0
     assert fragment in broken.stderr
-    assert (out / "dlc" / "model_float.dlc").read_bytes() == good
-    assert "convert" not in manifest.load(Layout(out))
+    assert dlc.read_bytes() == good
+    assert stage not in manifest.load(Layout(out))
     assert not list((out / "dlc").glob(".tool-*"))
 
-    (root / f"{switch}-qairt-converter").unlink()
+    (root / f"{switch}-{tool}").unlink()
     again = sdk_build(config, root, data, out, "--verbose")
     assert again.returncode == 0
-    assert "convert: running because no finished run is recorded" in again.stderr
+    assert f"{stage}: running because no finished run is recorded" in again.stderr
 
 
 @contextlib.contextmanager
