@@ -39,7 +39,7 @@ def task(*args: Any, **kwargs: Any) -> Any:
 
 
 COMMON = {
-    "data": "grade file (JSON), default data/oulad-grades.json",
+    "data": "grade file: .json, .csv or .parquet (default data/oulad-grades.json)",
     "out": "build folder, default build/",
     "seed": "seed for split, initialisation and sampling",
     "verbose": "log DEBUG to the console",

@@ -27,7 +27,7 @@ CUSTOM = {
 
 # file: (fragments the error must contain, settings); None where accepted.
 ERRORS = {
-    "latin1.json": (["not UTF-8 text (byte"], {}),
+    "latin1.json": (["not UTF-8 text (line 1, byte"], {}),
     "duplicate_keys.json": (["'s1-2023' appears twice"], {}),
     "nan_literal.json": (["key 's0-2023', index 0: course_grade is nan"], {}),
     "infinity_literal.json": (["index 0: course_grade is inf"], {}),
@@ -48,7 +48,10 @@ ERRORS = {
         {},
     ),
     "top_level_list.json": (["top level is a JSON list"], {}),
-    "truncated.json": (["not valid JSON", "(is the file truncated?)"], {}),
+    "truncated.json": (
+        ["not valid JSON", "(the file ends early: is it truncated?)"],
+        {},
+    ),
     "empty.json": (["the file is empty"], {}),
     "value_not_list.json": (["key 's9-2023': value is", "expected a list"], {}),
     "record_not_object.json": (['index 3: record is "C4:70" (str)'], {}),
@@ -60,6 +63,10 @@ ERRORS = {
     "table_latin1.csv": (["not UTF-8 text"], {}),
     "table_missing_grade.parquet": (["row 5, column 'grade': grade is null"], {}),
     "not_a_table.parquet": (["cannot read it as a table"], {}),
+    "table_blank_lines.csv": (["line 8, column 'grade': grade is 'abc'"], {}),
+    "table_duplicate_column.csv": (["column 'grade' appears more than once"], {}),
+    "table_ragged_row.csv": (["line 5 has 5 field(s), the header has 4"], {}),
+    "grades.tsv": (["cannot tell the format from the suffix '.tsv'"], {}),
     "table_custom_columns.csv": (
         ["no column 'student', 'semester', 'course', 'grade'"],
         {},
@@ -137,7 +144,9 @@ def test_letter_grades_become_points_stored_with_the_model(tmp_path):
     assert summary["grade_scale"]["max"] == 5
 
 
-@pytest.mark.parametrize("name", ["table.csv", "table.parquet"])
+@pytest.mark.parametrize(
+    "name", ["table.csv", "table.parquet", "table_float_ids.parquet"]
+)
 def test_tables(name, tmp_path):
     summary = prepare(BAD / name, tmp_path)
     assert summary["enrollments"] == 12 and summary["students"] == 4
@@ -156,6 +165,15 @@ def test_unknown_columns_are_ignored_with_a_warning(tmp_path, caplog):
     assert "ignoring column(s) 'advisor'" in caplog.text
 
 
+def test_a_folder_is_not_a_grade_file(tmp_path):
+    with pytest.raises(DataError, match=r"cannot tell the format|cannot read it"):
+        prepare(BAD, tmp_path)
+    folder = tmp_path / "grades.json"
+    folder.mkdir()
+    with pytest.raises(DataError, match="cannot read it: Is a directory"):
+        prepare(folder, tmp_path / "b")
+
+
 def test_the_corpus_is_complete():
     files = {p.name for p in BAD.iterdir()}
     accepted = {
@@ -170,6 +188,7 @@ def test_the_corpus_is_complete():
         "table.parquet",
         "table_custom_columns.csv",
         "table_unknown_column.csv",
+        "table_float_ids.parquet",
     }
     assert files == set(ERRORS) | accepted
     assert len(files) >= 25

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from coursedlc.errors import DataError, StageInputError
 from coursedlc.files import atomic_path, read_json, sha256, write_json
 from coursedlc.scale import GradeScale
 from coursedlc.settings import Layout
-from coursedlc.tables import SUFFIXES, Columns, read_table, table_rows
+from coursedlc.tables import SUFFIXES, Columns, read_table, read_utf8, table_rows
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +117,17 @@ def read_grade_file(path: Path) -> dict[str, Any]:
             duplicate keys or is not a JSON object.
     """
     path = Path(path)
-    try:
-        # utf-8-sig: a byte-order mark, as some Windows tools write, is accepted.
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; pass --data PATH") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {exc.start}); re-export the file as UTF-8"
-        ) from None
+    text = read_utf8(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected a JSON object")
     try:
         parsed = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
+        ends_early = exc.pos >= len(text.rstrip())
         raise DataError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column "
-            f"{exc.colno} (is the file truncated?)"
+            f"{exc.colno}"
+            + (" (the file ends early: is it truncated?)" if ends_early else "")
         ) from None
     except _DuplicateKey as exc:
         raise DataError(
@@ -206,6 +201,10 @@ def _raise_problems(problems: list[str], source: Path) -> None:
     hint = "Fix the records"
     if any("outside the declared scale" in p for p in problems):
         hint += ", or declare the data's grade scale with --grade-min/--grade-max"
+    if any(
+        re.search(r'is "[A-F][+-]?" \(str\), expected a number', p) for p in problems
+    ):
+        hint += "; for letter grades pass --grade-scale letter"
     raise DataError(
         f"{len(problems)} invalid record(s) in {source}:\n  {shown}{tail}\n{hint}."
     )
@@ -221,6 +220,7 @@ def _check_item(item: Any, scale: GradeScale) -> tuple[str, float, str | None]:
         return "", 0.0, f"course_id is {_show(course)}, expected a non-empty string"
     if len(course) > MAX_ID:
         return "", 0.0, f"course_id is longer than {MAX_ID} characters"
+    course = course.strip()  # as table cells are: " CS101" is CS101
     if "course_grade" not in item:
         return "", 0.0, f"course_grade is missing (course_id {course!r})"
     points, problem = scale.convert(item["course_grade"])
@@ -338,11 +338,16 @@ def prepare(
     points and the scale is that of the points.
     """
     data = Path(data)
+    if data.suffix.lower() not in (".json", *SUFFIXES):
+        raise DataError(
+            f"{data}: cannot tell the format from the suffix {data.suffix!r}; "
+            "coursedlc reads .json, .csv and .parquet files"
+        )
     scale = GradeScale.letter(letters) if letters else GradeScale(grade_min, grade_max)
     if data.suffix.lower() in SUFFIXES:
         columns = columns or Columns()
-        frame = read_table(data, columns)
-        rows, problems = table_rows(data, frame, columns, scale)
+        table = read_table(data, columns)
+        rows, problems = table_rows(data, table, columns, scale)
         _raise_problems(problems, data)
         records = [Record(*row, order) for order, row in enumerate(rows)]
         keys = len({(r.student, r.semester) for r in records})

@@ -32,55 +32,114 @@ class Columns:
     grade: str = "grade"
 
 
-def read_table(path: Path, columns: Columns) -> Any:
-    """The table as a pandas DataFrame (CSV cells as text, as written).
+def read_utf8(path: Path) -> str:
+    """The text of a grade file, with a byte-order mark accepted.
 
     Raises:
-        DataError: unreadable, not UTF-8, empty, or a column is missing.
+        DataError: missing, a folder, unreadable, or not UTF-8 (naming the
+            line and byte of the first bad byte).
     """
-    import pandas as pd
-
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, encoding="utf-8"
-            )
-        else:
-            frame = pd.read_parquet(path)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; pass --data PATH") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        # utf-8-sig: a byte-order mark, as some Windows tools write, is fine.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{path}: not UTF-8 text (byte {exc.start}); re-export the file as UTF-8"
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start} of the file: "
+            f"{data[exc.start : exc.start + 1]!r}); re-export the file as UTF-8"
         ) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; expected a header line") from None
-    except Exception as exc:  # pandas and pyarrow raise many unrelated types
-        raise DataError(f"{path}: cannot read it as a table: {exc}") from None
 
+
+def read_table(path: Path, columns: Columns) -> list[tuple[str, tuple[Any, ...]]]:
+    """The rows of a CSV or Parquet table as (where, (student, semester,
+    course, grade)), where naming the CSV line or the Parquet row.
+
+    Raises:
+        DataError: unreadable, not UTF-8, empty, or a column missing or doubled.
+    """
     wanted = [columns.student, columns.semester, columns.course, columns.grade]
-    missing = [c for c in wanted if c not in frame.columns]
+    if path.suffix.lower() == ".csv":
+        header, rows = _csv_rows(path)
+    else:
+        header, rows = _parquet_rows(path)
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled:
+        raise DataError(
+            f"{path}: column {', '.join(map(repr, doubled))} appears more than "
+            "once in the header; keep one"
+        )
+    missing = [c for c in wanted if c not in header]
     if missing:
         raise DataError(
             f"{path}: no column {', '.join(map(repr, missing))} (columns found: "
-            f"{', '.join(map(repr, map(str, frame.columns)))}); name them with "
+            f"{', '.join(map(repr, header))}); name them with "
             "--column-student/--column-semester/--column-course/--column-grade"
         )
-    extra = [str(c) for c in frame.columns if c not in wanted]
+    extra = [c for c in header if c not in wanted]
     if extra:
         log.warning("%s: ignoring column(s) %s", path, ", ".join(map(repr, extra)))
-    return frame[wanted]
+    at = [header.index(c) for c in wanted]
+    picked = []
+    for where, values in rows:
+        if len(values) != len(header):
+            raise DataError(
+                f"{path}: {where} has {len(values)} field(s), the header has "
+                f"{len(header)}; check the quoting and separators of that line"
+            )
+        picked.append((f"{path}: {where}", tuple(values[i] for i in at)))
+    return picked
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[tuple[str, list[Any]]]]:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+        # line_num is the file line where a row ends, so blank lines and cells
+        # spanning lines do not shift what the errors say.
+        rows = [(f"line {reader.line_num}", row) for row in reader if row]
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty; expected a header line") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+    return header, rows
+
+
+def _parquet_rows(path: Path) -> tuple[list[str], list[tuple[str, list[Any]]]]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass --data PATH")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many unrelated types
+        raise DataError(f"{path}: cannot read it as a table: {exc}") from None
+    header = [str(c) for c in frame.columns]
+    return header, [
+        (f"row {i}", list(values))
+        for i, values in enumerate(frame.itertuples(index=False, name=None))
+    ]
 
 
 def table_rows(
-    path: Path, frame: Any, columns: Columns, scale: GradeScale
+    path: Path,
+    rows: list[tuple[str, tuple[Any, ...]]],
+    columns: Columns,
+    scale: GradeScale,
 ) -> tuple[list[tuple[str, str, str, float]], list[str]]:
     """Valid rows as (student, semester, course, points), and the problems."""
     text = path.suffix.lower() == ".csv"
-    rows, problems = [], []
+    valid, problems = [], []
     names = (columns.student, columns.semester, columns.course)
-    for index, values in enumerate(frame.itertuples(index=False, name=None)):
-        where = f"{path}: line {index + 2}" if text else f"{path}: row {index}"
+    for where, values in rows:
         ids = []
         for name, value in zip(names, values[:3], strict=True):
             as_id, problem = _identifier(value)
@@ -94,8 +153,8 @@ def table_rows(
                 problems.append(f"{where}, column {columns.grade!r}: grade {problem}")
             else:
                 assert points is not None
-                rows.append((ids[0], ids[1], ids[2], points))
-    return rows, problems
+                valid.append((ids[0], ids[1], ids[2], points))
+    return valid, problems
 
 
 def _plain(value: Any) -> Any:
@@ -108,12 +167,17 @@ def _plain(value: Any) -> Any:
 
 
 def _identifier(value: Any) -> tuple[str, str | None]:
-    # Typed tables often hold integer ids; they are ids, written as text.
+    # Typed tables often hold integer ids (as floats, once a column had a
+    # missing value); they are ids, written as text.
     value = _plain(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or value is None:
         return "", f"is {value!r}, expected an id"
     if isinstance(value, int):
         return str(value), None
     if isinstance(value, str) and value.strip():
         return value.strip(), None
-    return "", f"is {value!r}, expected a non-empty id"
+    if isinstance(value, str):
+        return "", "is empty, expected an id"
+    return "", f"is {value!r}, expected an integer or text id"
