@@ -34,9 +34,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(
                 flag,
                 dest=name,
-                action="store_const",
-                const=True,
-                help="a flag; default: off",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"default: {'on' if field.default else 'off'}",
             )
         else:
             p.add_argument(
