@@ -471,6 +471,27 @@ def clean(c, out=None):
 
 @task(
     help={
+        "sizes": "enrollments per run, comma-separated (default 20000,200000,2000000)",
+        "skip_baseline": "do not run the original training loop",
+        "skip_peer": "do not run scikit-surprise's SVD",
+    }
+)
+def bench(c, sizes="20000,200000,2000000", skip_baseline=False, skip_peer=False):
+    """Benchmark the build at 20k/200k/2M enrollments; print and save a table."""
+    argv = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench.py"),
+        "--sizes",
+        *sizes.split(","),
+    ]
+    argv += ["--skip-baseline"] * skip_baseline + ["--skip-peer"] * skip_peer
+    code = subprocess.run(argv, cwd=ROOT, check=False).returncode  # noqa: S603
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    help={
         "k": "only tests matching this expression (pytest -k)",
         "fast": "skip tests marked slow",
     }

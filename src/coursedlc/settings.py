@@ -64,9 +64,9 @@ class Settings(BaseModel):
     model: ModelKind = "fm"
     dim: int = Field(16, ge=1, le=1024)
     epochs: int = Field(200, ge=1)
-    batch_size: int = Field(1024, ge=1)
-    lr: float = Field(0.003, gt=0)
-    weight_decay: float = Field(3e-5, ge=0)
+    batch_size: int = Field(4096, ge=1)
+    lr: float = Field(0.005, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
     patience: int = Field(8, ge=1)
 
     export_batch: int = Field(1, ge=1)
