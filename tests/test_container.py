@@ -52,6 +52,7 @@ def without_timing(metrics: dict) -> dict:
         metrics["training"].pop(key)
     for entry in metrics["history"]:
         entry.pop("seconds")
+        entry.pop("step_seconds")
     return metrics
 
 
