@@ -99,7 +99,7 @@ class ConcatLinearModel(GradeModel):
         return self.linear(both)
 
 
-MODELS: dict[str, type[GradeModel]] = {
+MODELS: dict[str, type[FactorizationModel] | type[ConcatLinearModel]] = {
     "fm": FactorizationModel,
     "concat-linear": ConcatLinearModel,
 }
@@ -116,4 +116,4 @@ def build_model(
 ) -> GradeModel:
     """Instantiate a model by its name in :data:`MODELS`."""
     cls = MODELS[kind]
-    return cls(n_users, n_courses, dim, grade_min, grade_max, global_mean)  # type: ignore[call-arg]
+    return cls(n_users, n_courses, dim, grade_min, grade_max, global_mean)
