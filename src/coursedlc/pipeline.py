@@ -103,21 +103,23 @@ def check_upstream(
     Raises:
         StageInputError: naming the earliest stage to re-run.
     """
-    reads = {manifest.name_of(p, layout) for p in stage.inputs(layout, settings)}
+
+    def names(paths: list[Any]) -> set[str]:
+        return {manifest.name_of(p, layout) for p in paths}
+
+    # The earlier stages whose outputs this stage reads, directly or through
+    # another earlier stage, found walking backwards.
+    reads = names(stage.inputs(layout, settings))
+    feeding = []
     for earlier in reversed(STAGES[: NAMES.index(stage.name)]):
-        made = {manifest.name_of(p, layout) for p in earlier.outputs(layout, settings)}
-        if made & reads:
-            reads |= {
-                manifest.name_of(p, layout) for p in earlier.inputs(layout, settings)
-            }
-    stale = []
-    for earlier in STAGES[: NAMES.index(stage.name)]:
-        made = {manifest.name_of(p, layout) for p in earlier.outputs(layout, settings)}
-        if not made & reads:
-            continue
-        reason = manifest.why_stale(entries.get(earlier.name), None, layout)
-        if reason:
-            stale.append((earlier.name, reason))
+        if names(earlier.outputs(layout, settings)) & reads:
+            feeding.append(earlier)
+            reads |= names(earlier.inputs(layout, settings))
+    stale = [
+        (earlier.name, reason)
+        for earlier in reversed(feeding)
+        if (reason := manifest.why_stale(entries.get(earlier.name), None, layout))
+    ]
     if stale:
         name, reason = stale[0]
         if entries.get(name) is None:  # never finished here

@@ -55,17 +55,6 @@ def _plugin() -> tuple[Any, list[Any], Path]:
     return ort, devices, library.parent
 
 
-def versions() -> dict[str, str]:
-    """Versions of onnxruntime and the onnxruntime-qnn plugin."""
-    from importlib.metadata import version
-
-    ort, _, _ = _plugin()
-    return {
-        "onnxruntime": ort.__version__,
-        "onnxruntime-qnn": version("onnxruntime-qnn"),
-    }
-
-
 @contextlib.contextmanager
 def native_output_to(log_path: Path) -> Iterator[None]:
     """Send file descriptors 1 and 2 (where the native libraries write) to a log."""
