@@ -186,7 +186,7 @@ def build(
                 log.info("%s: up to date, skipping", stage.name)
                 status.append((stage.name, "up to date, skipped"))
                 continue
-            status.append((stage.name, f"ran: {reason}"))
+            status.append((stage.name, f"ran, because {reason}"))
             log.debug("%s: running because %s", stage.name, reason)
             _execute(stage, layout, settings, entries, current)
             ran.append(stage.name)
