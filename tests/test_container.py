@@ -53,6 +53,8 @@ def without_timing(metrics: dict) -> dict:
     for entry in metrics["history"]:
         entry.pop("seconds")
         entry.pop("step_seconds")
+    for run in metrics["training"].get("l2_search", []):
+        run.pop("step_seconds")
     return metrics
 
 

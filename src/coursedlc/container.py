@@ -203,7 +203,9 @@ def run_train(layout: Layout, settings: Settings, image: str) -> None:
 
     # Exactly the settings that shape the train stage's outputs.
     for name in BY_NAME["train"].params:
-        command += [f"--{name.replace('_', '-')}", str(getattr(settings, name))]
+        value = getattr(settings, name)
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        command += [f"--{name.replace('_', '-')}", text]
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
     log.info(
         "train: in container %s as %s: %s",

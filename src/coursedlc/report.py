@@ -122,11 +122,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for split in ("train", "validation", "test"):
         lines.append(f"| {split} | {rmse[split]:.4f} | {base[split]:.4f} |")
+    fitting = train["training"]
+    how = fitting.get("optimizer", "adam")
+    if "l2_search" in fitting:
+        tried = ", ".join(f"{run['l2']:g}" for run in fitting["l2_search"])
+        how += f", L2 {fitting['l2']:g} chosen from {tried}"
     lines += [
         "",
-        f"Model `{train['model']['kind']}`, dim {train['model']['dim']}, best epoch "
-        f"{train['training']['best_epoch']} of {train['training']['epochs_run']}, "
-        f"trained {train['training'].get('runner', 'local')}.",
+        f"Model `{train['model']['kind']}`, dim {train['model']['dim']}, trained "
+        f"by {how}; best epoch {fitting['best_epoch']} of {fitting['epochs_run']}, "
+        f"trained {fitting.get('runner', 'local')}.",
         "",
     ]
     calib = report["calibration"]

@@ -27,6 +27,7 @@ QuantType = Literal["uint8", "uint16"]
 BackendKind = Literal["auto", "sdk", "embedded"]
 RunnerKind = Literal["local", "docker", "auto"]
 Calibration = Literal["min-max", "sqnr", "entropy", "mse", "percentile"]
+OptimizerKind = Literal["auto", "als", "adam"]
 
 
 class Settings(BaseModel):
@@ -64,6 +65,17 @@ class Settings(BaseModel):
     model: ModelKind = "fm"
     dim: int = Field(16, ge=1, le=1024)
     epochs: int = Field(200, ge=1)
+    # auto: alternating least squares for fm (closed-form sweeps), Adam for
+    # concat-linear, which has no closed form.
+    optimizer: OptimizerKind = "auto"
+    # ALS: L2 strengths tried, on grades normalised to [0, 1] and in units of
+    # sqrt(grades per student) + sqrt(grades per course); the one with the
+    # best validation RMSE is kept.
+    l2: tuple[float, ...] = (0.015, 0.03, 0.06)
+    # ALS: conjugate-gradient steps per sweep on sides with many rows; 0 solves
+    # every side exactly.
+    cg_steps: int = Field(3, ge=0)
+    # Adam only.
     batch_size: int = Field(4096, ge=1)
     lr: float = Field(0.005, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
@@ -103,8 +115,35 @@ class Settings(BaseModel):
         # From the command line the mapping arrives as JSON text.
         return json.loads(value) if isinstance(value, str) else value
 
+    @field_validator("l2", mode="before")
+    @classmethod
+    def _l2_from_text(cls, value: Any) -> Any:
+        # From the command line: "1" or "0.3,1,3".
+        if isinstance(value, str):
+            return tuple(part for part in value.strip("()[] ").split(",") if part)
+        return (value,) if isinstance(value, int | float) else value
+
+    @field_validator("l2")
+    @classmethod
+    def _l2_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not v > 0 for v in value):
+            raise ValueError(f"l2 is {value}; give one or more strengths above 0")
+        return value
+
+    @property
+    def solver(self) -> Literal["als", "adam"]:
+        """The optimizer that trains ``model``, with auto resolved."""
+        if self.optimizer == "auto":
+            return "als" if self.model == "fm" else "adam"
+        return self.optimizer
+
     @model_validator(mode="after")
     def _check_scale(self) -> Settings:
+        if self.optimizer == "als" and self.model != "fm":
+            raise ValueError(
+                f"optimizer als fits the fm model only, not {self.model}; "
+                "use optimizer adam or auto"
+            )
         if self.bias_bitwidth not in (8, 32):
             raise ValueError(f"bias_bitwidth is {self.bias_bitwidth}; use 8 or 32")
         if not self.grade_min < self.grade_max:

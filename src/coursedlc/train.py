@@ -1,7 +1,9 @@
-"""The train stage: fit a grade model with vectorised mini-batches.
+"""The train stage: fit a grade model, evaluate it, save it.
 
-Batches are slices of a shuffled index tensor, so one step costs a few tensor
-ops whatever the batch size; nothing is collated sample by sample.
+The factorization model is fitted by alternating least squares (``als.py``).
+The concat-linear model, which has no closed form, is fitted with Adam on
+vectorised mini-batches: slices of a shuffled index tensor, so one step costs a
+few tensor ops whatever the batch size and nothing is collated sample by sample.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from coursedlc import als
 from coursedlc.dataset import Dataset
 from coursedlc.files import atomic_path, write_json
 from coursedlc.model import GradeModel, build_model
@@ -47,10 +50,17 @@ def predict(model: GradeModel, users: np.ndarray, courses: np.ndarray) -> np.nda
 
 
 def fit(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str, Any]]:
-    """Train with Adam and early stopping on validation RMSE.
+    """Train with the configured optimizer and early stopping on validation RMSE.
 
     Returns the model at its best validation epoch and the training metrics.
     """
+    if settings.solver == "als":
+        return als.fit(dataset, settings)
+    return fit_adam(dataset, settings)
+
+
+def fit_adam(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str, Any]]:
+    """Train with Adam on mini-batches and early stopping on validation RMSE."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     span = dataset.grade_max - dataset.grade_min
@@ -152,6 +162,25 @@ def train(layout: Layout, settings: Settings) -> dict[str, Any]:
     model, fitted = fit(dataset, settings)
     seconds = time.perf_counter() - started
 
+    # Every training step of every run, the strength search included.
+    runs = fitted.get("l2_search") or [
+        {
+            "epochs_run": len(fitted["history"]),
+            "step_seconds": sum(h["step_seconds"] for h in fitted["history"]),
+        }
+    ]
+    if settings.solver == "als":
+        optimizer: dict[str, Any] = {
+            "l2": fitted["l2"],
+            "l2_search": fitted["l2_search"],
+            "cg_steps": settings.cg_steps,
+        }
+    else:
+        optimizer = {
+            "lr": settings.lr,
+            "weight_decay": settings.weight_decay,
+            "batch_size": settings.batch_size,
+        }
     metrics = {
         "model": {
             "kind": settings.model,
@@ -164,18 +193,17 @@ def train(layout: Layout, settings: Settings) -> dict[str, Any]:
         },
         "training": {
             "seed": settings.seed,
-            "lr": settings.lr,
-            "weight_decay": settings.weight_decay,
-            "batch_size": settings.batch_size,
+            "optimizer": settings.solver,
+            **optimizer,
             "epochs_run": len(fitted["history"]),
             "best_epoch": fitted["best_epoch"],
             "seconds": seconds,
             "runner": "local",
-            # Training steps only: not the one-time optimizer set-up nor the
-            # validation pass of each epoch.
+            # Training steps only: not the one-time set-up nor the evaluation
+            # after each epoch. An ALS sweep counts as one epoch.
             "samples_per_second": len(dataset.part("train")[2])
-            * len(fitted["history"])
-            / max(sum(h["step_seconds"] for h in fitted["history"]), 1e-9),
+            * sum(run["epochs_run"] for run in runs)
+            / max(sum(run["step_seconds"] for run in runs), 1e-9),
         },
         "history": fitted["history"],
         **evaluate(model, dataset),
