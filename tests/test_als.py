@@ -35,16 +35,20 @@ def ridge_by_hand(r, c, values, other, l2, rows):
     return out
 
 
-@pytest.mark.parametrize(("rows", "columns"), [(40, 15), (6, 50)])
+@pytest.mark.parametrize(("rows", "columns"), [(als.EXACT_ROWS + 50, 15), (6, 50)])
 def test_a_half_sweep_is_the_ridge_solution_of_every_row(rows, columns):
-    # Both shapes: many rows (full products) and few rows (triangle products).
+    # Both ways of building the normal equations: sparse products for many
+    # rows, one product per row for few. Exact solves in both (cg_steps=0).
     r, c, values = random_grades(rows, columns, per_row=5)
     side = als._Side.build(r, c, values.astype(np.float32), (rows, columns))
     other = np.random.default_rng(1).normal(0, 0.5, (columns, 4))
     start = torch.zeros(rows, 4)
-    got = als._solve(side, torch.from_numpy(other).float(), 0.7, start, cg_steps=0)
+    got, sse = als._solve(side, torch.from_numpy(other).float(), 0.7, start, cg_steps=0)
     expected = ridge_by_hand(r, c, values, other, 0.7, rows)
     np.testing.assert_allclose(got.numpy(), expected, atol=2e-5)
+    # The error read off the normal equations is the error of predicting.
+    predicted = (other[c, :3] * expected[r, :3]).sum(1) + expected[r, 3] + other[c, 3]
+    assert sse == pytest.approx(float(np.sum((values - predicted) ** 2)), rel=1e-4)
 
 
 def test_conjugate_gradient_reaches_the_exact_solution():

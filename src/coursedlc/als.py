@@ -46,6 +46,9 @@ class _Side:
     ones: torch.Tensor  # sparse CSR [rows, columns], 1 where a grade exists
     values: torch.Tensor  # sparse CSR [rows, columns], centred grade
     rows: int
+    columns: torch.Tensor  # column of each grade, grades ordered by row
+    sizes: list[int]  # grades per row
+    square_sum: float  # sum of the squared grades
 
     @classmethod
     def build(
@@ -70,20 +73,21 @@ class _Side:
                 shape,
                 check_invariants=True,
             )
-        return cls(ones, vals, shape[0])
+        sizes = np.diff(crow).tolist()
+        square_sum = float(np.square(values, dtype=np.float64).sum())
+        return cls(ones, vals, shape[0], col_t, sizes, square_sum)
 
 
 def _gram(side: _Side, other: torch.Tensor) -> torch.Tensor:
     """``sum_j f_j f_j^T`` per row of ``side``, shape ``[rows, k, k]``."""
     m, k = other.shape
-    if m > side.rows:
-        # Many columns, few rows: multiply only the upper triangle's products
-        # (the expensive part) and mirror them into the few result matrices.
-        iu, ju = torch.triu_indices(k, k)
-        tri = side.ones @ (other[:, iu] * other[:, ju])
+    if side.rows <= EXACT_ROWS:
+        # Few rows with many grades each (courses): one small matrix product
+        # per row beats the sparse kernel, which is slow for wide outputs.
+        features = other[side.columns]
         gram = torch.empty(side.rows, k, k)
-        gram[:, iu, ju] = tri
-        gram[:, ju, iu] = tri
+        for row, block in enumerate(torch.split(features, side.sizes)):
+            gram[row] = block.T @ block
         return gram
     outer = (other[:, :, None] * other[:, None, :]).reshape(m, k * k)
     return (side.ones @ outer).reshape(side.rows, k, k)
@@ -110,18 +114,33 @@ def _conjugate_gradient(
 
 def _solve(
     side: _Side, other: torch.Tensor, l2: float, start: torch.Tensor, cg_steps: int
-) -> torch.Tensor:
-    """Best ``[factors, bias]`` per row given the other side's ``[factors, bias]``."""
+) -> tuple[torch.Tensor, float]:
+    """Best ``[factors, bias]`` per row given the other side's ``[factors, bias]``.
+
+    Also returns the training sum of squared errors at the new solution, read
+    off the normal equations instead of predicting every grade again.
+    """
     dim = other.shape[1] - 1
     features = torch.cat([other[:, :dim], torch.ones(len(other), 1)], 1)
     gram = _gram(side, features)
     gram.diagonal(dim1=1, dim2=2).add_(l2)
     # The other side's bias is part of the prediction, not of the unknowns.
-    rhs = side.values @ features - side.ones @ (features * other[:, dim : dim + 1])
+    other_bias = other[:, dim]
+    rhs = side.values @ features - side.ones @ (features * other_bias[:, None])
     if cg_steps == 0 or side.rows <= EXACT_ROWS:
         factor, _ = torch.linalg.cholesky_ex(gram)
-        return torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0]
-    return _conjugate_gradient(gram, rhs, start, cg_steps)
+        x = torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0]
+    else:
+        x = _conjugate_gradient(gram, rhs, start, cg_steps)
+
+    # sum (t - f.x)^2 = sum t^2 - 2 x.rhs + x^T G x, with t = grade - other bias.
+    bias = other_bias[side.columns].double()
+    targets = side.values.values().double()
+    t_squared = side.square_sum - 2 * float(targets @ bias) + float(bias @ bias)
+    quadratic = float((x * torch.bmm(gram, x[:, :, None])[:, :, 0]).sum())
+    quadratic -= l2 * float((x * x).sum())
+    sse = t_squared - 2 * float((x * rhs).sum()) + quadratic
+    return x, max(sse, 0.0)
 
 
 def _predict(
@@ -146,7 +165,6 @@ class _Problem:
 
     users: np.ndarray
     courses: np.ndarray
-    centred: np.ndarray  # normalised grade minus the mean, float64
     mean: float
     span: float
     by_user: _Side
@@ -168,7 +186,6 @@ class _Problem:
         return cls(
             users,
             courses,
-            centred,
             mean,
             span,
             _Side.build(users, courses, values, (n_users, n_courses)),
@@ -206,17 +223,15 @@ def _fit_one(
     best = (user_x, course_x)
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        user_x = _solve(p.by_user, course_x, l2, user_x, settings.cg_steps)
-        course_x = _solve(p.by_course, user_x, l2, course_x, settings.cg_steps)
+        user_x, _ = _solve(p.by_user, course_x, l2, user_x, settings.cg_steps)
+        course_x, sse = _solve(p.by_course, user_x, l2, course_x, settings.cg_steps)
         stepping = time.perf_counter() - started
         val_rmse = _rmse(
             _predict(user_x, course_x, p.val_users, p.val_courses),
             p.val_centred,
             p.span,
         )
-        train_rmse = _rmse(
-            _predict(user_x, course_x, p.users, p.courses), p.centred, p.span
-        )
+        train_rmse = float(np.sqrt(sse / max(len(p.users), 1))) * p.span
         history.append(
             {
                 "epoch": epoch,
@@ -239,7 +254,7 @@ def _fit_one(
             if val_rmse < best_rmse * (1 - MIN_GAIN):
                 progress_epoch = epoch
             best_rmse, best_epoch, best = val_rmse, epoch, (user_x, course_x)
-        if epoch - progress_epoch >= settings.patience:
+        if epoch - progress_epoch >= settings.stop_after:
             break
     return best, history, best_epoch
 

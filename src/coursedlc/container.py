@@ -204,6 +204,8 @@ def run_train(layout: Layout, settings: Settings, image: str) -> None:
     # Exactly the settings that shape the train stage's outputs.
     for name in BY_NAME["train"].params:
         value = getattr(settings, name)
+        if value is None:  # unset: the container resolves the same default
+            continue
         text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         command += [f"--{name.replace('_', '-')}", text]
     user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None

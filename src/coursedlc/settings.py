@@ -79,7 +79,9 @@ class Settings(BaseModel):
     batch_size: int = Field(4096, ge=1)
     lr: float = Field(0.005, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
-    patience: int = Field(8, ge=1)
+    # Epochs without progress before training stops; unset: 3 for ALS, whose
+    # sweeps improve smoothly, 8 for Adam, whose epochs are noisier.
+    patience: int | None = Field(None, ge=1)
 
     export_batch: int = Field(1, ge=1)
     # Also export (and convert, quantize) a model whose batch is the number of
@@ -136,6 +138,13 @@ class Settings(BaseModel):
         if self.optimizer == "auto":
             return "als" if self.model == "fm" else "adam"
         return self.optimizer
+
+    @property
+    def stop_after(self) -> int:
+        """``patience``, with its optimizer-dependent default resolved."""
+        if self.patience is not None:
+            return self.patience
+        return 3 if self.solver == "als" else 8
 
     @model_validator(mode="after")
     def _check_scale(self) -> Settings:

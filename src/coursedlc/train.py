@@ -108,8 +108,8 @@ def fit_adam(dataset: Dataset, settings: Settings) -> tuple[GradeModel, dict[str
         )
         if val_rmse < best[0]:
             best = (val_rmse, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[1] >= settings.patience:
-            log.info("early stop: no improvement for %d epochs", settings.patience)
+        elif epoch - best[1] >= settings.stop_after:
+            log.info("early stop: no improvement for %d epochs", settings.stop_after)
             break
 
     model.load_state_dict(best[2])
