@@ -9,7 +9,8 @@ of a known sd, 20 grades per student, 500 courses), runs every stage of the
 build as its own process (wall time and peak RSS per stage), then on the same
 split trains the original workflow's loop (concat-linear model, DataLoader over
 a TensorDataset, batch 256, Adam 1e-3, 10 epochs) and scikit-surprise's SVD (best
-of 10/50/100 factors), and prints and saves (build/bench.json) one table.
+of 10/50/100 factors), and prints two tables (the build, then training) and
+saves them as bench.json next to the --work folder (build/bench.json by default).
 Linux only (it reads each stage's peak memory from /proc).
 """
 
@@ -261,7 +262,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['enrollments']:,} | {r['build_seconds']:.1f} | "
             + " | ".join(f"{stages[name]['seconds']:.1f}" for name in STAGES)
             + f" | {r['peak_rss_mb']:.0f} | "
-            f"{r['float_dlc_mb']:.1f}/{r['int8_dlc_mb']:.1f} |"
+            f"{r['float_dlc_mb']:.2f}/{r['int8_dlc_mb']:.2f} |"
         )
     rows += [
         "",

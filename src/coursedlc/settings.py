@@ -179,9 +179,13 @@ class Settings(BaseModel):
         try:
             return cls(**merged)
         except ValidationError as exc:
+            # A check across settings has no single key and its input is the
+            # whole mapping: its message names the settings instead.
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}="
-                f"{err.get('input')!r}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc'])}={err.get('input')!r}: "
+                f"{err['msg']}"
+                if err["loc"]
+                else err["msg"]
                 for err in exc.errors()
             )
             raise ConfigError(
