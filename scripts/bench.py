@@ -69,7 +69,9 @@ def run_stage(stage: str, data: Path, out: Path) -> dict[str, float]:
     ]
     started = time.perf_counter()
     # Our interpreter, our arguments, no shell.
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(  # noqa: S603
+        argv, env=env, capture_output=True, text=True, check=False
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{stage} failed:\n{done.stderr[-2000:]}")
