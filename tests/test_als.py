@@ -43,7 +43,9 @@ def test_a_half_sweep_is_the_ridge_solution_of_every_row(rows, columns):
     side = als._Side.build(r, c, values.astype(np.float32), (rows, columns))
     other = np.random.default_rng(1).normal(0, 0.5, (columns, 4))
     start = torch.zeros(rows, 4)
-    got, sse = als._solve(side, torch.from_numpy(other).float(), 0.7, start, cg_steps=0)
+    other_t = torch.from_numpy(other).float()
+    solved = als._solve(side, other_t, 0.7, start, cg_steps=0)
+    got, sse = solved[0], als._squared_error(side, other_t, 0.7, solved)
     expected = ridge_by_hand(r, c, values, other, 0.7, rows)
     np.testing.assert_allclose(got.numpy(), expected, atol=2e-5)
     # The error read off the normal equations is the error of predicting.

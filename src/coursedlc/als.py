@@ -115,33 +115,44 @@ def _conjugate_gradient(
 
 def _solve(
     side: _Side, other: torch.Tensor, l2: float, start: torch.Tensor, cg_steps: int
-) -> tuple[torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Best ``[factors, bias]`` per row given the other side's ``[factors, bias]``.
 
-    Also returns the training sum of squared errors at the new solution, read
-    off the normal equations instead of predicting every grade again.
+    Also returns the normal equations solved (``gram`` with ``l2`` on its
+    diagonal, and ``rhs``), from which :func:`_squared_error` reads the error.
     """
     dim = other.shape[1] - 1
     features = torch.cat([other[:, :dim], torch.ones(len(other), 1)], 1)
     gram = _gram(side, features)
     gram.diagonal(dim1=1, dim2=2).add_(l2)
     # The other side's bias is part of the prediction, not of the unknowns.
-    other_bias = other[:, dim]
-    rhs = side.values @ features - side.ones @ (features * other_bias[:, None])
+    rhs = side.values @ features - side.ones @ (features * other[:, dim : dim + 1])
     if cg_steps == 0 or side.rows <= EXACT_ROWS:
         factor, _ = torch.linalg.cholesky_ex(gram)
         x = torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0]
     else:
         x = _conjugate_gradient(gram, rhs, start, cg_steps)
+    return x, gram, rhs
 
-    # sum (t - f.x)^2 = sum t^2 - 2 x.rhs + x^T G x, with t = grade - other bias.
-    bias = other_bias[side.columns].double()
+
+def _squared_error(
+    side: _Side,
+    other: torch.Tensor,
+    l2: float,
+    solved: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> float:
+    """Training sum of squared errors at a solution of :func:`_solve`.
+
+    Read off the normal equations instead of predicting every grade again:
+    ``sum (t - f.x)^2 = sum t^2 - 2 x.rhs + x^T G x``, t = grade - other bias.
+    """
+    x, gram, rhs = solved
+    bias = other[side.columns, -1].double()
     targets = side.values.values().double()
     t_squared = side.square_sum - 2 * float(targets @ bias) + float(bias @ bias)
     quadratic = float((x * torch.bmm(gram, x[:, :, None])[:, :, 0]).sum())
     quadratic -= l2 * float((x * x).sum())
-    sse = t_squared - 2 * float((x * rhs).sum()) + quadratic
-    return x, max(sse, 0.0)
+    return max(t_squared - 2 * float((x * rhs).sum()) + quadratic, 0.0)
 
 
 def _predict(
@@ -214,8 +225,12 @@ def _fit_one(
     settings: Settings,
     l2: float,
     start: tuple[torch.Tensor, torch.Tensor],
-) -> tuple[tuple[torch.Tensor, torch.Tensor], list[dict[str, float]], int]:
-    """Sweeps for one regularisation strength, with early stopping."""
+) -> tuple[tuple[torch.Tensor, torch.Tensor], float, list[dict[str, float]], int]:
+    """Sweeps for one strength, with early stopping.
+
+    Returns the best sweep's ``(students, courses)``, its validation RMSE, the
+    history and the best sweep's number.
+    """
     p = problem
     user_x, course_x = start
 
@@ -224,9 +239,11 @@ def _fit_one(
     best = (user_x, course_x)
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        user_x, _ = _solve(p.by_user, course_x, l2, user_x, settings.cg_steps)
-        course_x, sse = _solve(p.by_course, user_x, l2, course_x, settings.cg_steps)
+        user_x = _solve(p.by_user, course_x, l2, user_x, settings.cg_steps)[0]
+        solved = _solve(p.by_course, user_x, l2, course_x, settings.cg_steps)
+        course_x = solved[0]
         stepping = time.perf_counter() - started
+        sse = _squared_error(p.by_course, user_x, l2, solved)
         val_rmse = _rmse(
             _predict(user_x, course_x, p.val_users, p.val_courses),
             p.val_centred,
@@ -257,7 +274,7 @@ def _fit_one(
             best_rmse, best_epoch, best = val_rmse, epoch, (user_x, course_x)
         if epoch - progress_epoch >= settings.stop_after:
             break
-    return best, history, best_epoch
+    return best, best_rmse, history, best_epoch
 
 
 def fit(
@@ -293,10 +310,10 @@ def fit(
     for l2, nearer in plan:
         if nearer is not None:
             start = ends[nearer]
-        best, history, best_epoch = _fit_one(problem, settings, l2 * scale, start)
+        best, best_rmse, history, best_epoch = _fit_one(
+            problem, settings, l2 * scale, start
+        )
         ends[l2] = best
-        scores = [h["validation_rmse"] for h in history]
-        best_rmse = min((v for v in scores if np.isfinite(v)), default=float("inf"))
         log.info(
             "l2 %g (x %.2f): validation RMSE %.4f at sweep %d of %d",
             l2,
